@@ -1,0 +1,417 @@
+//! The typed IR: the single meaning of a policy.
+//!
+//! The interpreter, the C backends and the checker read this, never the syntax tree. Every
+//! effect is explicit: state reads and writes name the state variable, random draws, the
+//! clock and sends are their own nodes. Features the front end accepts but no target runs yet
+//! (wire-schema fields, load balancing, `foreach`) are `Opaque` nodes, so `lint` can accept a
+//! program that `run` and `build` then refuse with a clear reason.
+
+mod display;
+mod types;
+
+pub use types::Type;
+
+use num_rational::BigRational;
+
+use crate::ast::HandlerKind;
+use crate::span::Span;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StateId(pub u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LocalId(pub u32);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Program {
+    pub state: Vec<StateVar>,
+    pub init: Handler,
+    pub req: Handler,
+    pub resp: Handler,
+}
+
+/// Capacity of a map without `@capacity(N)` (LANGUAGE.md §3.4).
+pub const DEFAULT_MAP_CAPACITY: u64 = 10240;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateVar {
+    pub name: String,
+    pub ty: Type,
+    /// Entries a map holds at most; `None` for other types.
+    pub capacity: Option<u64>,
+    /// Whether `req` or `resp` writes it. A variable they never write keeps its `init` value
+    /// for ever: targets may fold it into a constant.
+    pub written_by_handlers: bool,
+    /// AppNet's decorators (`@consistency(strong)`), kept as written; no target uses them yet.
+    pub decorators: Vec<(String, String)>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handler {
+    pub kind: HandlerKind,
+    /// The name the handler gives its RPC parameter (`rpc`), if it has one.
+    pub rpc: Option<String>,
+    pub locals: Vec<Local>,
+    pub body: Block,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Local {
+    pub name: String,
+    pub ty: Type,
+}
+
+pub type Block = Vec<Stmt>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    State(StateId),
+    Local(LocalId),
+}
+
+/// A vector being appended to: a state variable, or a vector held in a local (one that came
+/// out of a map).
+#[derive(Debug, Clone, PartialEq)]
+pub enum VecRef {
+    State(StateId),
+    Local(LocalId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Let the RPC continue: `send(rpc, Down)` in `req`, `send(rpc, Up)` in `resp`, or the end
+    /// of the handler.
+    Forward,
+    /// Answer with an error instead: `send(err(reason), Up)`.
+    Reject { reason: Expr },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    Assign {
+        place: Place,
+        value: Expr,
+        span: Span,
+    },
+    /// `(a, b) = pair`.
+    Unpack {
+        first: LocalId,
+        second: LocalId,
+        value: Expr,
+        span: Span,
+    },
+    MapSet {
+        map: StateId,
+        key: Expr,
+        value: Expr,
+        span: Span,
+    },
+    MapDelete {
+        map: StateId,
+        key: Expr,
+        span: Span,
+    },
+    VecAppend {
+        vec: VecRef,
+        value: Expr,
+        span: Span,
+    },
+    /// An expression evaluated for its effects (draws, map reads), its value dropped.
+    Eval {
+        value: Expr,
+    },
+    If {
+        cond: Expr,
+        then_block: Block,
+        else_block: Block,
+    },
+    /// `match` on a non-option value: the first case equal to the scrutinee runs, else the
+    /// default, else nothing. The scrutinee is evaluated once.
+    Switch {
+        scrutinee: Expr,
+        cases: Vec<(Const, Block)>,
+        default: Option<Block>,
+    },
+    MatchOption {
+        scrutinee: Expr,
+        /// The local bound by `Some(x)`; `None` for `Some(_)`.
+        binding: Option<LocalId>,
+        some_block: Block,
+        none_block: Block,
+    },
+    Send {
+        action: Action,
+        span: Span,
+    },
+    /// A statement no target supports yet; `feature` says which.
+    Opaque {
+        feature: Feature,
+        args: Vec<Expr>,
+        body: Block,
+        span: Span,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Type,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinMax {
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Const(Const),
+    State(StateId),
+    Local(LocalId),
+    /// Arithmetic in the expression's own type (`int`, `uint` wrap; `float` is exact).
+    Arith {
+        op: ArithOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    /// Both operands have the same type.
+    Compare {
+        op: CmpOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    /// Short-circuit: the right side runs only when needed.
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    MinMax {
+        op: MinMax,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    /// Exact promotion of an `int` or `uint` to `float`.
+    ToFloat(Box<Expr>),
+    /// An `Instant` read as float seconds since the clock's origin (ns / 10^9, exactly).
+    InstantSeconds(Box<Expr>),
+    /// `lo + (hi - lo) * u / 2^32` for the next draw `u`.
+    Randomf {
+        lo: Box<Expr>,
+        hi: Box<Expr>,
+    },
+    /// `current_time()`: the invocation's start time.
+    Now,
+    /// `(a - b) / 10^9` seconds, exactly.
+    TimeDiff(Box<Expr>, Box<Expr>),
+    /// `Some(v)` or `None`.
+    MapGet {
+        map: StateId,
+        key: Box<Expr>,
+    },
+    /// `byte_size(rpc, _)`: the RPC message's size in bytes.
+    PayloadLen,
+    VecSize(VecRef),
+    Pair(Box<Expr>, Box<Expr>),
+    /// A value no target computes yet (wire-schema fields, load balancing, encryption).
+    Opaque {
+        feature: Feature,
+        args: Vec<Expr>,
+    },
+}
+
+/// A constant. Floats are exact rationals.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Const {
+    Int(i64),
+    Uint(u64),
+    Float(BigRational),
+    Bool(bool),
+    Str(String),
+}
+
+/// What an opaque node stands for, and why it cannot run yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    /// The construct as the user wrote it, e.g. `get(rpc, 'body')` or `foreach`.
+    pub construct: String,
+    pub reason: Missing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Reading or writing RPC fields, headers or ids needs to know where they are in a packet.
+    WireSchema,
+    /// A feature no part of the project implements yet.
+    NotYet,
+    /// A construct AppNet's grammar accepts but that means nothing we can execute (an
+    /// undeclared name, a vector written at an index). `lint` warns; `run` and `build` refuse.
+    Meaning,
+}
+
+impl Program {
+    pub fn handler(&self, kind: HandlerKind) -> &Handler {
+        match kind {
+            HandlerKind::Init => &self.init,
+            HandlerKind::Req => &self.req,
+            HandlerKind::Resp => &self.resp,
+        }
+    }
+
+    pub fn state_var(&self, id: StateId) -> &StateVar {
+        &self.state[id.0 as usize]
+    }
+
+    pub fn state_id(&self, name: &str) -> Option<StateId> {
+        self.state
+            .iter()
+            .position(|var| var.name == name)
+            .map(|index| StateId(index as u32))
+    }
+
+    /// Every opaque construct in the program, in source order: what `run` and `build` refuse.
+    pub fn opaque_uses(&self) -> Vec<(Span, Feature)> {
+        let mut found = Vec::new();
+        for handler in [&self.init, &self.req, &self.resp] {
+            visit_block(&handler.body, &mut found);
+        }
+        found.sort_by_key(|(span, _)| *span);
+        found
+    }
+}
+
+impl Handler {
+    pub fn local(&self, id: LocalId) -> &Local {
+        &self.locals[id.0 as usize]
+    }
+}
+
+fn visit_block(block: &Block, found: &mut Vec<(Span, Feature)>) {
+    for stmt in block {
+        visit_stmt(stmt, found);
+    }
+}
+
+fn visit_stmt(stmt: &Stmt, found: &mut Vec<(Span, Feature)>) {
+    match stmt {
+        Stmt::Assign { value, .. } | Stmt::Unpack { value, .. } | Stmt::Eval { value } => {
+            visit_expr(value, found)
+        }
+        Stmt::MapSet { key, value, .. } => {
+            visit_expr(key, found);
+            visit_expr(value, found);
+        }
+        Stmt::MapDelete { key, .. } => visit_expr(key, found),
+        Stmt::VecAppend {
+            vec, value, span, ..
+        } => {
+            if let VecRef::Local(_) = vec {
+                found.push((
+                    *span,
+                    Feature {
+                        construct: "appending to a vector stored in a map".to_string(),
+                        reason: Missing::NotYet,
+                    },
+                ));
+            }
+            visit_expr(value, found);
+        }
+        Stmt::If {
+            cond,
+            then_block,
+            else_block,
+        } => {
+            visit_expr(cond, found);
+            visit_block(then_block, found);
+            visit_block(else_block, found);
+        }
+        Stmt::Switch {
+            scrutinee,
+            cases,
+            default,
+        } => {
+            visit_expr(scrutinee, found);
+            for (_, block) in cases {
+                visit_block(block, found);
+            }
+            if let Some(block) = default {
+                visit_block(block, found);
+            }
+        }
+        Stmt::MatchOption {
+            scrutinee,
+            some_block,
+            none_block,
+            ..
+        } => {
+            visit_expr(scrutinee, found);
+            visit_block(some_block, found);
+            visit_block(none_block, found);
+        }
+        Stmt::Send { action, .. } => {
+            if let Action::Reject { reason } = action {
+                visit_expr(reason, found);
+            }
+        }
+        Stmt::Opaque {
+            feature,
+            args,
+            body,
+            span,
+        } => {
+            found.push((*span, feature.clone()));
+            for arg in args {
+                visit_expr(arg, found);
+            }
+            visit_block(body, found);
+        }
+    }
+}
+
+fn visit_expr(expr: &Expr, found: &mut Vec<(Span, Feature)>) {
+    match &expr.kind {
+        ExprKind::Const(_)
+        | ExprKind::State(_)
+        | ExprKind::Local(_)
+        | ExprKind::Now
+        | ExprKind::PayloadLen
+        | ExprKind::VecSize(_) => {}
+        ExprKind::Arith { lhs, rhs, .. }
+        | ExprKind::Compare { lhs, rhs, .. }
+        | ExprKind::MinMax { lhs, rhs, .. }
+        | ExprKind::And(lhs, rhs)
+        | ExprKind::Or(lhs, rhs)
+        | ExprKind::TimeDiff(lhs, rhs)
+        | ExprKind::Pair(lhs, rhs)
+        | ExprKind::Randomf { lo: lhs, hi: rhs } => {
+            visit_expr(lhs, found);
+            visit_expr(rhs, found);
+        }
+        ExprKind::ToFloat(inner) | ExprKind::InstantSeconds(inner) => visit_expr(inner, found),
+        ExprKind::MapGet { key, .. } => visit_expr(key, found),
+        ExprKind::Opaque { feature, args } => {
+            found.push((expr.span, feature.clone()));
+            for arg in args {
+                visit_expr(arg, found);
+            }
+        }
+    }
+}
