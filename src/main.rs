@@ -1,1 +1,53 @@
-fn main() {}
+//! The `simplebpf` command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use simplebpf::commands::{self, Outcome};
+
+/// Compile AppNet element policies into proven XDP eBPF programs.
+#[derive(Debug, Parser)]
+#[command(name = "simplebpf", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and check policies; print every diagnostic.
+    ///
+    /// Exit status: 0 when no file has an error (warnings allowed), 1 when one has,
+    /// 2 when a file cannot be read.
+    ///
+    /// Example:
+    ///   simplebpf lint examples/fault.appnet examples/ratelimit.appnet
+    #[command(verbatim_doc_comment)]
+    Lint(commands::lint::LintArgs),
+    /// Run a policy's `req` handler once in the reference interpreter.
+    ///
+    /// `init` runs first at --load-time, then --state overrides apply, then `req` runs at
+    /// --time. Draws are consumed in order, by `init` first.
+    ///
+    /// Example:
+    ///   simplebpf run examples/fault.appnet --payload-len 100 --draws 4080218931 --time 1000000000
+    #[command(verbatim_doc_comment)]
+    Run(commands::run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(args) => commands::lint::lint(&args),
+        Command::Run(args) => commands::run::run(&args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::InputErrors) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! simplebpf: the pipeline and the command line over the crates `simplebpf-dsl` (and, later,
+//! `simplebpf-compiler` and `simplebpf-checker`).
+//!
+//! Only this package knows files, terminals and JSON; the crates below take and return data.
+
+pub mod commands;
+pub mod json;
+pub mod output;
+pub mod source;
