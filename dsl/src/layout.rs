@@ -120,7 +120,7 @@ fn apply_indent(
         if indents.len() > MAX_BLOCK_DEPTH {
             return Err(Diagnostic::new(
                 Code::BlocksTooDeep,
-                indentation,
+                Span::new(indentation.end, indentation.end),
                 format!("blocks nested more than {MAX_BLOCK_DEPTH} deep"),
             )
             .with_label("this line opens one block too many"));
@@ -129,12 +129,12 @@ fn apply_indent(
         out.push((indentation.end, Token::Indent, indentation.end));
         return Ok(());
     }
+    let levels: Vec<String> = indents.iter().map(usize::to_string).collect();
     while width < *indents.last().unwrap_or(&0) {
         indents.pop();
         out.push((indentation.end, Token::Dedent, indentation.end));
     }
     if width != *indents.last().unwrap_or(&0) {
-        let levels: Vec<String> = indents.iter().map(usize::to_string).collect();
         return Err(Diagnostic::new(
             Code::UnalignedDedent,
             indentation,
@@ -157,12 +157,19 @@ fn invalid_character(src: &str, span: Span) -> Diagnostic {
     } else {
         format!("`{ch}`")
     };
-    Diagnostic::new(
+    let diagnostic = Diagnostic::new(
         Code::InvalidCharacter,
         span,
         format!("unexpected character {shown}"),
     )
-    .with_label("not part of any token")
+    .with_label("not part of any token");
+    match ch {
+        '{' | '}' | ';' => diagnostic.with_help(
+            "braces and semicolons are AppNet's 2024 syntax; write blocks by indentation (LANGUAGE.md §1)",
+        ),
+        '[' | ']' => diagnostic.with_help("there are no list literals; vectors are declared under `state:`"),
+        _ => diagnostic,
+    }
 }
 
 fn bad_operator(op: &str, span: Span) -> Diagnostic {

@@ -58,6 +58,12 @@ pub(crate) mod expr {
         rhs: Expr,
     ) -> Result<Expr, GrammarError<'s>> {
         let (l, r) = (lhs.span.start, rhs.span.end);
+        // Point at the operator that went one level too deep, not at the whole chain.
+        if lhs.depth.max(rhs.depth) >= MAX_EXPR_DEPTH {
+            return Err(ParseError::User {
+                error: ParseFail::TooDeep(op_span),
+            });
+        }
         make(
             ExprKind::Binary {
                 op,
@@ -115,8 +121,8 @@ pub(crate) fn assign<'s>(lhs: Expr, rhs: Expr) -> Result<Stmt, GrammarError<'s>>
 pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
     let tokens = layout::tokenize(src).map_err(|d| vec![d])?;
     let sections = grammar::SectionsParser::new()
-        .parse(tokens.into_iter())
-        .map_err(|error| vec![describe(src, error)])?;
+        .parse(tokens.iter().copied())
+        .map_err(|error| vec![describe(src, &tokens, error)])?;
     assemble(src, sections)
 }
 
@@ -212,7 +218,7 @@ fn assemble(src: &str, sections: Vec<Section>) -> Result<Program, Vec<Diagnostic
 }
 
 /// Turns a lalrpop error into a diagnostic in the user's words.
-fn describe(src: &str, error: GrammarError<'_>) -> Diagnostic {
+fn describe(src: &str, tokens: &[layout::Spanned<'_>], error: GrammarError<'_>) -> Diagnostic {
     match error {
         ParseError::User {
             error: ParseFail::TooDeep(span),
@@ -248,14 +254,40 @@ fn describe(src: &str, error: GrammarError<'_>) -> Diagnostic {
         ParseError::UnrecognizedToken {
             token: (l, token, r),
             expected,
-        } => unexpected(src, Span::new(l, r), token, &expected),
+        } => {
+            let previous = tokens
+                .iter()
+                .take_while(|(start, _, _)| *start < l)
+                .last()
+                .map(|(pl, token, pr)| (*token, Span::new(*pl, *pr)));
+            unexpected(src, Span::new(l, r), token, previous, &expected)
+        }
     }
 }
 
-fn unexpected(src: &str, span: Span, token: Token<'_>, expected: &[String]) -> Diagnostic {
+fn unexpected(
+    src: &str,
+    span: Span,
+    token: Token<'_>,
+    previous: Option<(Token<'_>, Span)>,
+    expected: &[String],
+) -> Diagnostic {
     let expects = |terminal: &str| expected.iter().any(|e| e == terminal);
     let expects_expr = expects("NAME") && expects("INT");
     let label = format!("expected {}", expected_words(expected));
+    // `size = 3`: the keyword was read as the start of a call; the `=` shows it was meant as
+    // a name.
+    if let (Token::Assign, Some((keyword, keyword_span))) = (token, previous)
+        && let Some(text) = keyword.keyword_text()
+    {
+        return Diagnostic::new(
+            Code::KeywordAsName,
+            keyword_span,
+            format!("`{text}` is a keyword and cannot be used as a name"),
+        )
+        .with_label("keyword")
+        .with_help(format!("choose another name, e.g. `{text}_`"));
+    }
     match token {
         Token::Minus if expects_expr => {
             Diagnostic::new(Code::UnaryMinus, span, "there is no unary minus")
@@ -290,9 +322,28 @@ fn unexpected(src: &str, span: Span, token: Token<'_>, expected: &[String]) -> D
             .with_label(label)
             .with_help(format!("choose another name, e.g. `{keyword}_`"))
         }
-        Token::Indent => Diagnostic::new(Code::UnexpectedToken, span, "unexpected indentation")
-            .with_label("this line is indented more than the one before")
-            .with_help("indent a line only after a line that ends with `:`"),
+        Token::Indent => {
+            let line_start = src[..span.start.min(src.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let width: usize = src[line_start..span.start.min(src.len())]
+                .bytes()
+                .map(|b| {
+                    if b == b'\t' {
+                        crate::token::TAB_WIDTH
+                    } else {
+                        1
+                    }
+                })
+                .sum();
+            Diagnostic::new(Code::UnexpectedToken, span, "unexpected indentation")
+                .with_label(format!(
+                    "this line is indented {width} columns, more than the line before"
+                ))
+                .with_help(
+                    "indent a line only after a line that ends with `:`; a tab counts as 4 columns",
+                )
+        }
         Token::Newline(_) if expects("\")\"") => Diagnostic::new(
             Code::UnexpectedToken,
             line_end(src, span),
@@ -320,7 +371,30 @@ fn line_end(src: &str, span: Span) -> Span {
 /// lalrpop names terminals by their grammar spelling; say them the way a user would.
 fn expected_words(expected: &[String]) -> String {
     let mut words: Vec<String> = Vec::new();
+    let expects = |terminal: &str| expected.iter().any(|e| e == terminal);
+    // Where any expression may start, say so instead of listing its first tokens.
+    let expression = expects("NAME") && expects("INT") && expects("FLOAT") && expects("STR");
+    const EXPRESSION_START: [&str; 12] = [
+        "NAME",
+        "INT",
+        "FLOAT",
+        "STR",
+        "\"(\"",
+        "\"get\"",
+        "\"set\"",
+        "\"delete\"",
+        "\"byte_size\"",
+        "\"size\"",
+        "\"true\"",
+        "\"false\"",
+    ];
+    if expression {
+        words.push("an expression".to_string());
+    }
     for terminal in expected {
+        if expression && EXPRESSION_START.contains(&terminal.as_str()) {
+            continue;
+        }
         let word = match terminal.as_str() {
             "NAME" => "a name".to_string(),
             "INT" => "an integer".to_string(),
