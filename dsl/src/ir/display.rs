@@ -3,8 +3,6 @@
 
 use std::fmt::{self, Write};
 
-use num_traits::One;
-
 use super::*;
 
 impl fmt::Display for Program {
@@ -41,8 +39,7 @@ impl fmt::Display for Const {
         match self {
             Const::Int(value) => write!(f, "{value}"),
             Const::Uint(value) => write!(f, "{value}u"),
-            Const::Float(value) if value.denom().is_one() => write!(f, "{}.0", value.numer()),
-            Const::Float(value) => write!(f, "{}/{}", value.numer(), value.denom()),
+            Const::Float(value) => write!(f, "{}", crate::decimal::to_decimal_string(value)),
             Const::Bool(value) => write!(f, "{value}"),
             Const::Str(text) => write!(f, "'{text}'"),
         }
