@@ -48,8 +48,7 @@ pub enum Code {
     SectionOrder,
     DuplicateSection,
     HandlerParams,
-    // Names and types.
-    UnknownName,
+    // Names and types. (E0401, unknown name, became the warning W0006; the code is retired.)
     UnknownFunction,
     ArgumentCount,
     TypeMismatch,
@@ -106,7 +105,6 @@ impl Code {
             SectionOrder => "E0303",
             DuplicateSection => "E0304",
             HandlerParams => "E0305",
-            UnknownName => "E0401",
             UnknownFunction => "E0402",
             ArgumentCount => "E0403",
             TypeMismatch => "E0404",

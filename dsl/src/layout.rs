@@ -20,7 +20,8 @@ pub type Spanned<'s> = (usize, Token<'s>, usize);
 
 /// Lexes `src` and applies the layout rules. Stops at the first error: after a bad token or a
 /// bad indentation, the rest of the stream means nothing.
-pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Diagnostic> {
+/// The error is boxed: it is rare, and a `Diagnostic` is large next to the token vector.
+pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Box<Diagnostic>> {
     let mut out: Vec<Spanned<'_>> = Vec::new();
     let mut indents: Vec<usize> = vec![0];
     let mut paren_depth = 0usize;
@@ -28,7 +29,7 @@ pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Diagnostic> {
 
     while let Some((result, range)) = lexer.next() {
         let span = Span::from(range.clone());
-        let token = result.map_err(|()| invalid_character(src, span))?;
+        let token = result.map_err(|()| Box::new(invalid_character(src, span)))?;
         match token {
             Token::Newline(mut width) => {
                 let mut end = span.end;
@@ -52,7 +53,8 @@ pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Diagnostic> {
                         format!("parentheses nested more than {MAX_PAREN_DEPTH} deep"),
                     )
                     .with_label("this one is too deep")
-                    .with_help("split the expression into several assignments"));
+                    .with_help("split the expression into several assignments")
+                    .into());
                 }
                 out.push((span.start, token, span.end));
             }
@@ -64,7 +66,8 @@ pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Diagnostic> {
                 return Err(
                     Diagnostic::new(Code::UnterminatedString, span, "unterminated string")
                         .with_label("this string has no closing quote on its line")
-                        .with_help("close it with `'`; strings cannot span lines"),
+                        .with_help("close it with `'`; strings cannot span lines")
+                        .into(),
                 );
             }
             Token::DoubleQuotedStr => {
@@ -74,7 +77,8 @@ pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Diagnostic> {
                     "strings are written with single quotes",
                 )
                 .with_label("double quotes are not part of the language")
-                .with_help(format!("write '{}'", src[span.range()].trim_matches('"'))));
+                .with_help(format!("write '{}'", src[span.range()].trim_matches('"')))
+                .into());
             }
             Token::LeadingZeroInt => {
                 return Err(Diagnostic::new(
@@ -83,10 +87,11 @@ pub fn tokenize(src: &str) -> Result<Vec<Spanned<'_>>, Diagnostic> {
                     "integers cannot start with a zero",
                 )
                 .with_label("leading zero")
-                .with_help(format!("write {}", trim_leading_zeros(&src[span.range()]))));
+                .with_help(format!("write {}", trim_leading_zeros(&src[span.range()])))
+                .into());
             }
             Token::BadOperator(op) => {
-                return Err(bad_operator(op, span));
+                return Err(Box::new(bad_operator(op, span)));
             }
             _ => out.push((span.start, token, span.end)),
         }
@@ -114,7 +119,7 @@ fn apply_indent(
     indents: &mut Vec<usize>,
     width: usize,
     indentation: Span,
-) -> Result<(), Diagnostic> {
+) -> Result<(), Box<Diagnostic>> {
     let top = *indents.last().unwrap_or(&0);
     if width > top {
         if indents.len() > MAX_BLOCK_DEPTH {
@@ -123,7 +128,8 @@ fn apply_indent(
                 Span::new(indentation.end, indentation.end),
                 format!("blocks nested more than {MAX_BLOCK_DEPTH} deep"),
             )
-            .with_label("this line opens one block too many"));
+            .with_label("this line opens one block too many")
+            .into());
         }
         indents.push(width);
         out.push((indentation.end, Token::Indent, indentation.end));
@@ -144,7 +150,8 @@ fn apply_indent(
         .with_help(format!(
             "indent it to one of the enclosing levels ({} columns); a tab counts as 4 columns",
             levels.join(", ")
-        )));
+        ))
+        .into());
     }
     Ok(())
 }

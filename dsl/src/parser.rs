@@ -119,7 +119,7 @@ pub(crate) fn assign<'s>(lhs: Expr, rhs: Expr) -> Result<Stmt, GrammarError<'s>>
 /// Parses a whole file. On success the program has its four sections; on failure the
 /// diagnostics say why (the first syntax error stops the parse).
 pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
-    let tokens = layout::tokenize(src).map_err(|d| vec![d])?;
+    let tokens = layout::tokenize(src).map_err(|d| vec![*d])?;
     let sections = grammar::SectionsParser::new()
         .parse(tokens.iter().copied())
         .map_err(|error| vec![describe(src, &tokens, error)])?;

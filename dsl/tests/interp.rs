@@ -28,20 +28,11 @@ fn policy(state: &str, init: &str, body: &str) -> String {
     )
 }
 
+#[derive(Default)]
 struct Run {
     payload_len: u64,
     draws: Vec<u32>,
     time_ns: u64,
-}
-
-impl Default for Run {
-    fn default() -> Run {
-        Run {
-            payload_len: 0,
-            draws: Vec::new(),
-            time_ns: 0,
-        }
-    }
 }
 
 fn req(program: &Program, state: &State, run: &Run) -> Result<Outcome, InterpError> {

@@ -32,7 +32,7 @@ pub fn lower(program: &ast::Program) -> Lowered {
     let resp = lowerer.handler(&program.resp);
     let mut diagnostics = lowerer.diagnostics;
     diagnostics.sort_by_key(|d| (d.span, d.code.as_str()));
-    let program = (!has_errors(&diagnostics)).then(|| ir::Program {
+    let program = (!has_errors(&diagnostics)).then_some(ir::Program {
         state: lowerer.state,
         init,
         req,

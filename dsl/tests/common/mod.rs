@@ -1,5 +1,8 @@
 //! Helpers shared by the front end's integration tests.
 
+// Each test crate uses a part of this module.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 /// AppNet's element files, used in place (never copied into this repository). Missing files
