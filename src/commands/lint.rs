@@ -13,6 +13,7 @@ pub struct LintArgs {
     /// Policy files (`.appnet`).
     #[arg(required = true, value_name = "POLICY")]
     pub policies: Vec<PathBuf>,
+    /// `text` for people (on stderr), `json` for tools (on stdout).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

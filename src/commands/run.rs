@@ -34,11 +34,19 @@ pub struct RunArgs {
     /// Instants in ns; a vector's length as a number). Repeatable.
     #[arg(long = "state", value_name = "NAME=VALUE")]
     pub state: Vec<String>,
+    /// `text` for people (on stdout, diagnostics on stderr), `json` for tools (on stdout).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    if args.time < args.load_time {
+        bail!(
+            "--time {} is before --load-time {}: time never goes backwards",
+            args.time,
+            args.load_time
+        );
+    }
     let file = SourceFile::read(&args.policy)?;
     let analysis = simplebpf_dsl::analyze_bytes(&file.bytes);
     let Some(program) = analysis.ir.as_ref() else {
@@ -77,13 +85,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         draws: &args.draws[loaded.draws_used..],
         time_ns: args.time,
     };
-    if args.time < args.load_time {
-        bail!(
-            "--time {} is before --load-time {}: time never goes backwards",
-            args.time,
-            args.load_time
-        );
-    }
     let mut outcome =
         interp::run(program, HandlerKind::Req, &state, &inputs).map_err(|e| anyhow!("req: {e}"))?;
     outcome.draws_used += loaded.draws_used;
