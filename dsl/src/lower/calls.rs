@@ -34,6 +34,8 @@ enum Container {
     Vec(VecRef, Type),
     /// A local whose type needs a wire schema or an unsupported built-in to know.
     Unknown,
+    /// A name declared nowhere (already warned about).
+    Undeclared(String),
     Other(Type),
 }
 
@@ -215,32 +217,28 @@ impl Lowerer {
         }
     }
 
-    fn container(&mut self, target: &ast::Ident) -> Option<Container> {
+    fn container(&mut self, target: &ast::Ident) -> Container {
         let name = target.name.as_str();
         if self.is_rpc(name) {
-            return Some(Container::Rpc);
+            return Container::Rpc;
         }
         if let Some(id) = self.lookup_local(name) {
-            return Some(match self.local_type(id).clone() {
+            return match self.local_type(id).clone() {
                 Type::Vec(elem) => Container::Vec(VecRef::Local(id), *elem),
                 Type::Unknown => Container::Unknown,
                 other => Container::Other(other),
-            });
+            };
         }
         if let Some(&id) = self.state_by_name.get(name) {
-            return Some(match self.state_type(id).clone() {
+            return match self.state_type(id).clone() {
                 Type::Map(key, value) => Container::StateMap(id, *key, *value),
                 Type::Vec(elem) => Container::Vec(VecRef::State(id), *elem),
                 other => Container::Other(other),
-            });
+            };
         }
-        self.name_error(target);
-        None
-    }
-
-    fn name_error(&mut self, target: &ast::Ident) {
-        // Reuse the unknown-name diagnostic of plain names.
-        let _ = self.expr(&ast::Expr::new(Ast::Name(target.name.clone()), target.span));
+        // Reuse the undeclared-name warning of plain names.
+        let _ = self.expr(&ast::Expr::new(Ast::Name(name.to_string()), target.span));
+        Container::Undeclared(name.to_string())
     }
 
     /// `get`, `byte_size`, `size` (and `set`/`delete` used where a value is expected).
@@ -264,9 +262,7 @@ impl Lowerer {
             return error_expr(span);
         }
         let lowered: Vec<Expr> = args.iter().map(|arg| self.expr(arg)).collect();
-        let Some(container) = self.container(target) else {
-            return error_expr(span);
-        };
+        let container = self.container(target);
         match (op, container) {
             (BuiltinOp::ByteSize, Container::Rpc) => Expr {
                 kind: ExprKind::PayloadLen,
@@ -311,6 +307,13 @@ impl Lowerer {
                 ty: Type::Int,
                 span,
             },
+            (_, Container::Undeclared(name)) => opaque(
+                &format!("the undeclared name `{name}`"),
+                Missing::Meaning,
+                lowered,
+                Type::Unknown,
+                span,
+            ),
             (_, Container::Unknown) => opaque(
                 &format!("{}({}, ..)", op.as_str(), target.name),
                 Missing::NotYet,
@@ -399,7 +402,7 @@ impl Lowerer {
         args: &[ast::Expr],
         span: Span,
     ) -> Option<ir::Stmt> {
-        let container = self.container(target)?;
+        let container = self.container(target);
         if op == BuiltinOp::Set
             && let Container::Vec(vec, elem) = &container
         {
@@ -437,6 +440,12 @@ impl Lowerer {
             (BuiltinOp::Set, Container::Rpc) => Some(opaque_stmt(
                 &format!("{}(rpc, ..)", op.as_str()),
                 Missing::WireSchema,
+                lowered,
+                span,
+            )),
+            (_, Container::Undeclared(name)) => Some(opaque_stmt(
+                &format!("the undeclared name `{name}`"),
+                Missing::Meaning,
                 lowered,
                 span,
             )),
