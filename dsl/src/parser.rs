@@ -302,7 +302,7 @@ fn unexpected(
         .with_label("not allowed here")
         .with_help("answer with an error using `send(err('reason'), Up)`"),
         Token::EqEq | Token::Lt | Token::Gt | Token::Le | Token::Ge | Token::NotEq
-            if !expects("\"==\"") =>
+            if !expects_expr && !expects("\"==\"") =>
         {
             Diagnostic::new(
                 Code::ChainedComparison,
