@@ -35,6 +35,13 @@ struct Run {
     time_ns: u64,
 }
 
+fn with_draws(draws: &[u32]) -> Run {
+    Run {
+        draws: draws.to_vec(),
+        ..Run::default()
+    }
+}
+
 fn req(program: &Program, state: &State, run: &Run) -> Result<Outcome, InterpError> {
     let inputs = Inputs {
         request: Request {
@@ -102,37 +109,13 @@ fn send_ends_the_handler_and_falling_off_forwards() {
 fn and_or_short_circuit() {
     // The right side of `or` draws only when the left side is false.
     let body = "match (randomf(0, 1) < 0.5) or (randomf(0, 1) < 0.5):\n\ttrue =>\n\t\tsend(rpc, Down)\n\tfalse =>\n\t\tsend(err('no'), Up)";
-    let out = run_once(
-        "pass",
-        "pass",
-        body,
-        Run {
-            draws: vec![0],
-            ..Run::default()
-        },
-    );
+    let out = run_once("pass", "pass", body, with_draws(&[0]));
     assert_eq!(out.draws_used, 1);
-    let out = run_once(
-        "pass",
-        "pass",
-        body,
-        Run {
-            draws: vec![u32::MAX, 0],
-            ..Run::default()
-        },
-    );
+    let out = run_once("pass", "pass", body, with_draws(&[u32::MAX, 0]));
     assert_eq!(out.draws_used, 2);
     assert_eq!(out.action, Action::Forward);
     let body = "x = (randomf(0, 1) > 0.5) and (randomf(0, 1) > 0.5)";
-    let out = run_once(
-        "pass",
-        "pass",
-        body,
-        Run {
-            draws: vec![0],
-            ..Run::default()
-        },
-    );
+    let out = run_once("pass", "pass", body, with_draws(&[0]));
     assert_eq!(out.draws_used, 1);
 }
 
@@ -188,21 +171,10 @@ fn randomf_is_lo_plus_span_times_u_over_2_pow_32() {
         "x: float",
         "pass",
         "x = randomf(2, 4)",
-        Run {
-            draws: vec![1 << 31],
-            ..Run::default()
-        },
+        with_draws(&[1 << 31]),
     );
     assert_eq!(var(&out, "x"), &ratio(3, 1));
-    let out = run_once(
-        "x: float",
-        "pass",
-        "x = randomf(0, 1)",
-        Run {
-            draws: vec![1],
-            ..Run::default()
-        },
-    );
+    let out = run_once("x: float", "pass", "x = randomf(0, 1)", with_draws(&[1]));
     assert_eq!(
         var(&out, "x"),
         &Value::Float(BigRational::new(1.into(), BigInt::from(1u64 << 32)))
@@ -212,18 +184,7 @@ fn randomf_is_lo_plus_span_times_u_over_2_pow_32() {
 #[test]
 fn randomf_below_095_decides_exactly_at_the_threshold() {
     let body = "match randomf(0, 1) < 0.95:\n\ttrue =>\n\t\tsend(rpc, Down)\n\tfalse =>\n\t\tsend(err('fault'), Up)";
-    let decide = |u: u32| {
-        run_once(
-            "pass",
-            "pass",
-            body,
-            Run {
-                draws: vec![u],
-                ..Run::default()
-            },
-        )
-        .action
-    };
+    let decide = |u: u32| run_once("pass", "pass", body, with_draws(&[u])).action;
     assert_eq!(decide(4080218931), Action::Forward);
     assert_eq!(
         decide(4080218932),
@@ -246,10 +207,7 @@ fn draws_are_consumed_in_evaluation_order() {
         "a: float\nb: float",
         "pass",
         "a = randomf(0, 4)\nb = randomf(0, 4)",
-        Run {
-            draws: vec![1 << 30, 3 << 30],
-            ..Run::default()
-        },
+        with_draws(&[1 << 30, 3 << 30]),
     );
     assert_eq!(var(&out, "a"), &ratio(1, 1));
     assert_eq!(var(&out, "b"), &ratio(3, 1));
