@@ -10,18 +10,22 @@ impl Lowerer {
     pub(super) fn block(&mut self, block: &ast::Block) -> (ir::Block, bool) {
         let mut out = Vec::new();
         let mut ends = false;
+        let mut warned = false;
         for stmt in &block.stmts {
-            if ends {
+            if !ends {
+                ends = self.stmt(stmt, &mut out);
+                continue;
+            }
+            // One warning at the first unreachable statement; the rest are checked too.
+            if !warned {
                 self.error(
                     Diagnostic::new(Code::Unreachable, stmt.span, "unreachable statement")
                         .with_label("never runs: every path before it has sent")
                         .with_help("remove it, or move it before the `send`"),
                 );
-                let mut ignored = Vec::new();
-                self.stmt(stmt, &mut ignored);
-                break;
             }
-            ends = self.stmt(stmt, &mut out);
+            warned = true;
+            self.stmt(stmt, &mut Vec::new());
         }
         (out, ends)
     }
