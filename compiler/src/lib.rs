@@ -1,11 +1,12 @@
 //! IR to XDP C backends, exact float-to-integer rewriting, the clang driver, the BPF object
 //! model and kernel measurement.
 //!
-//! Built so far: the reference RPC classifier of LANGUAGE.md §4.1 (`rpc_filter`) and the exact
-//! thresholds that replace `randomf` comparisons (`threshold`). The backend, clang driver,
-//! object model and kernel module come next.
+//! Built so far: the reference RPC classifier of LANGUAGE.md §4.1 (`rpc_filter`), the exact
+//! thresholds that replace `randomf` comparisons (`threshold`) and the pinned clang driver
+//! (`clang`). The C backend, object model and kernel module come next.
 //!
 //! Architecture invariant: this crate knows nothing of Z3 or of the optimizer's search.
 
+pub mod clang;
 pub mod rpc_filter;
 pub mod threshold;
