@@ -406,3 +406,18 @@ fn token_bucket_over_several_invocations() {
     assert_eq!(passed, 97);
     assert_eq!(state.vars["tokens"], ratio(1, 1_000_000));
 }
+
+#[test]
+fn command_line_values_parse_exactly_or_not_at_all() {
+    use simplebpf_dsl::ir::Type;
+    assert_eq!(Value::parse(&Type::Float, "3"), Ok(ratio(3, 1)));
+    assert_eq!(Value::parse(&Type::Float, "-1/3"), Ok(ratio(-1, 3)));
+    assert_eq!(Value::parse(&Type::Float, ".5"), Ok(ratio(1, 2)));
+    assert_eq!(Value::parse(&Type::Float, "2.5e-1"), Ok(ratio(1, 4)));
+    for bad in ["", ".", "-", "e5", "1/0", "abc", "1.5x", "1e"] {
+        assert!(Value::parse(&Type::Float, bad).is_err(), "`{bad}` parsed");
+    }
+    assert_eq!(Value::parse(&Type::Int, "-7"), Ok(Value::Int(-7)));
+    assert!(Value::parse(&Type::Uint, "-7").is_err());
+    assert_eq!(Value::parse(&Type::Instant, "5"), Ok(Value::Instant(5)));
+}

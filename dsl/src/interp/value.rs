@@ -82,6 +82,12 @@ fn parse_rational(text: &str) -> Option<BigRational> {
         Some(rest) => (true, rest),
         None => (false, text),
     };
+    // `parse_float` trusts the lexer's shape; a command line can give anything.
+    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || !body.contains(|c: char| c.is_ascii_digit())
+    {
+        return None;
+    }
     let value = match body.split_once('/') {
         Some((n, d)) => {
             let (n, d): (BigInt, BigInt) = (n.parse().ok()?, d.parse().ok()?);
@@ -90,9 +96,7 @@ fn parse_rational(text: &str) -> Option<BigRational> {
             }
             BigRational::new(n, d)
         }
-        None if body.chars().all(|c| c.is_ascii_digit()) && !body.is_empty() => {
-            BigRational::from_integer(body.parse().ok()?)
-        }
+        // Integers are float literals too (`parse_float("3")` is 3).
         None => decimal::parse_float(body).ok()?,
     };
     Some(if negative { -value } else { value })
