@@ -7,6 +7,8 @@
 //!
 //! Architecture invariant: this crate knows nothing of Z3 or of the optimizer's search.
 
+pub mod backend;
 pub mod clang;
+pub mod kernel;
 pub mod rpc_filter;
 pub mod threshold;

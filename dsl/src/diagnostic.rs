@@ -77,6 +77,9 @@ pub enum Code {
     IgnoredParams,
     // Refusals of `run` and `build` for constructs `lint` accepts.
     Meaningless,
+    // The eBPF target (`build`).
+    TargetUnsupported,
+    NoExactInteger,
 }
 
 impl Code {
@@ -130,6 +133,8 @@ impl Code {
             NoMeaning => "W0007",
             IgnoredParams => "W0008",
             Meaningless => "E0509",
+            TargetUnsupported => "E0601",
+            NoExactInteger => "E0602",
         }
     }
 

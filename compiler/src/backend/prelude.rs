@@ -1,0 +1,160 @@
+//! The fixed parts of every generated program: includes, the RPC filter of LANGUAGE.md §4.1,
+//! the lock map and the small helpers the handler calls.
+
+use super::handler::Helpers;
+
+pub const INCLUDES: &str = "\
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+";
+
+/// `sb_rpc_payload`: 1 and the payload length when the frame is an RPC request to the service
+/// port, 0 for every other frame (which then passes untouched).
+pub fn rpc_filter(port: u16) -> String {
+    format!(
+        "\
+#define SERVICE_PORT {port}
+
+/* LANGUAGE.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
+ * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
+ * frame. Anything else is not an RPC. */
+static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len)
+{{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct udphdr *udp;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {{
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end)
+			return 0;
+		if (ip->version != 4 || ip->ihl < 5)
+			return 0;
+		if ((void *)ip + ip->ihl * 4 > data_end)
+			return 0;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return 0;
+		if (ip->protocol != IPPROTO_UDP)
+			return 0;
+		udp = (void *)ip + ip->ihl * 4;
+	}} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {{
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
+			return 0;
+		udp = (void *)(ip6 + 1);
+	}} else {{
+		return 0;
+	}}
+	if ((void *)(udp + 1) > data_end)
+		return 0;
+	if (udp->dest != bpf_htons(SERVICE_PORT))
+		return 0;
+	__u16 length = bpf_ntohs(udp->len);
+
+	if (length < sizeof(*udp) || (void *)udp + length > data_end)
+		return 0;
+	*payload_len = length - sizeof(*udp);
+	return 1;
+}}
+"
+    )
+}
+
+pub const LOCK_MAP: &str = "\
+/* The lock of LANGUAGE.md §4.5. It lives in a one-entry array map because the kernel wants
+ * BTF for any map that holds a bpf_spin_lock, and aya 0.14 creates global-data maps without
+ * BTF (docs/backend.md). */
+struct sb_lock_cell {
+	struct bpf_spin_lock lock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sb_lock_cell);
+} sb_lock SEC(\".maps\");
+";
+
+pub const TEST_HOOKS: &str = "\
+/* TEST BUILD ONLY: draws and time come from these globals, which the test harness fills with
+ * the values it gives the interpreter. A shipped object never contains them. */
+__u32 sb_test_draws[16];
+__u32 sb_test_draw_next;
+__u64 sb_test_now;
+
+static __always_inline __u32 sb_test_draw(void)
+{
+	__u32 next = sb_test_draw_next++;
+
+	return sb_test_draws[next & 15];
+}
+";
+
+pub fn helpers(used: Helpers) -> String {
+    let mut out = String::new();
+    if used.div_s64 {
+        out.push_str(
+            "\
+/* int division truncates toward zero and x / 0 == 0 (§3.3), without signed BPF division. */
+static __always_inline __s64 sb_div_s64(__s64 a, __s64 b)
+{
+	if (b == 0)
+		return 0;
+	__u64 ua = a < 0 ? -(__u64)a : (__u64)a;
+	__u64 ub = b < 0 ? -(__u64)b : (__u64)b;
+	__u64 q = ua / ub;
+
+	return (a < 0) != (b < 0) ? (__s64)(0 - q) : (__s64)q;
+}
+
+",
+        );
+    }
+    if used.div_u64 {
+        out.push_str(
+            "\
+static __always_inline __u64 sb_div_u64(__u64 a, __u64 b)
+{
+	return b == 0 ? 0 : a / b;
+}
+
+",
+        );
+    }
+    if used.add_capped {
+        out.push_str(
+            "\
+/* min(cap, x + k * t), exact for every x and t even where x + k * t leaves 64 bits: at or
+ * above the cap stays at the cap; below it, the sum reaches the cap exactly when
+ * t >= ceil((cap - x) / k), and otherwise stays below cap (so it fits). */
+static __always_inline __s64 sb_add_capped(__s64 x, __u64 t, __u64 k, __s64 cap)
+{
+	if (x >= cap)
+		return cap;
+	__u64 gap = (__u64)cap - (__u64)x;
+	__u64 need = gap / k + (gap % k != 0);
+
+	if (t >= need)
+		return cap;
+	return (__s64)((__u64)x + t * k);
+}
+
+",
+        );
+    }
+    out
+}
