@@ -1,9 +1,11 @@
-//! simplebpf: the pipeline and the command line over the crates `simplebpf-dsl` (and, later,
-//! `simplebpf-compiler` and `simplebpf-checker`).
+//! simplebpf: the pipeline and the command line over the crates `simplebpf-dsl` and
+//! `simplebpf-compiler` (and, next, `simplebpf-checker`).
 //!
 //! Only this package knows files, terminals and JSON; the crates below take and return data.
 
 pub mod commands;
 pub mod json;
 pub mod output;
+pub mod pipeline;
+pub mod report;
 pub mod source;

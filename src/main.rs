@@ -34,6 +34,22 @@ enum Command {
     ///   simplebpf run examples/fault.appnet --payload-len 100 --draws 4080218931 --time 1000000000
     #[command(verbatim_doc_comment)]
     Run(commands::run::RunArgs),
+    /// Compile a policy to XDP: C, a BPF object the kernel verifier accepts, and a report.
+    ///
+    /// Writes DIR/<name>.bpf.c, DIR/<name>.bpf.o and DIR/<name>.report.json, all or none.
+    /// Exit status: 0 built, 1 the policy has errors or the verifier rejected the program,
+    /// 2 an environment error (no clang, no kernel with SIMPLEBPF_REQUIRE_KERNEL=1).
+    ///
+    /// Example:
+    ///   simplebpf build examples/fault.appnet -o out --port 9000
+    #[command(verbatim_doc_comment)]
+    Build(commands::build::BuildArgs),
+    /// Measure any XDP object: ELF, xlated and JIT instruction counts, verdict, ns/packet.
+    ///
+    /// Example:
+    ///   simplebpf stats out/fault.bpf.o
+    #[command(verbatim_doc_comment)]
+    Stats(commands::stats::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +57,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lint(args) => commands::lint::lint(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Build(args) => commands::build::build(&args),
+        Command::Stats(args) => commands::stats::stats(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -10,5 +10,8 @@
 pub mod backend;
 pub mod clang;
 pub mod kernel;
+pub mod measure;
+pub mod object_model;
 pub mod rpc_filter;
+pub mod state_io;
 pub mod threshold;

@@ -1,7 +1,9 @@
 //! The subcommands.
 
+pub mod build;
 pub mod lint;
 pub mod run;
+pub mod stats;
 
 /// How a command ended when it did not fail for an environment or usage reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

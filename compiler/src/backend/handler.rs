@@ -187,6 +187,10 @@ impl<'a> Gen<'a> {
     // ---- output ----
 
     fn line(&mut self, text: &str) {
+        if text.is_empty() {
+            self.out.push('\n');
+            return;
+        }
         for _ in 0..self.indent {
             self.out.push('\t');
         }

@@ -5,6 +5,8 @@
 
 mod sys;
 
+pub use sys::monotonic_ns;
+
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 

@@ -1,0 +1,266 @@
+//! The BPF program model (ARCHITECTURE.md "Contracts"): what an ELF object holds, read with
+//! aya-obj. Instructions keep a wide `lddw` as one instruction of two slots, with the map or
+//! global it loads resolved by name; maps and global-data sections carry their sizes; each
+//! global has its section and offset. The checker reads only this, so it can check any object.
+
+use std::collections::{BTreeMap, HashSet};
+
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("not a BPF ELF object: {0}")]
+    Parse(String),
+    #[error("the object's relocations cannot be resolved: {0}")]
+    Relocation(String),
+    #[error("the object has no XDP program")]
+    NoXdpProgram,
+}
+
+/// What a wide load refers to after relocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The address of a map (`src_reg` 1, `BPF_PSEUDO_MAP_FD`).
+    Map(String),
+    /// An address inside a map's value: a global-data section plus an offset (`src_reg` 2).
+    Value { map: String, offset: u32 },
+}
+
+/// One instruction; `lddw` is one instruction with `slots == 2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub off: i16,
+    pub imm: i32,
+    /// The high 32 bits of a wide immediate.
+    pub imm_hi: i32,
+    pub slots: u8,
+    pub target: Option<Target>,
+}
+
+impl Insn {
+    pub fn is_lddw(&self) -> bool {
+        self.code == 0x18
+    }
+
+    /// `ja +0`: a jump to the next instruction, which clang emits for alignment; not counted.
+    pub fn is_nop_jump(&self) -> bool {
+        self.code == 0x05 && self.off == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    Hash,
+    Array,
+    RingBuf,
+    /// A libbpf global-data section (`.bss`, `.data`, `.rodata`, `.data.*`, ...).
+    GlobalData,
+    Other(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapModel {
+    pub name: String,
+    pub kind: MapKind,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    /// Initial contents of a global-data section (zeros for `.bss`).
+    pub initial: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Global {
+    pub name: String,
+    pub section: String,
+    pub offset: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramModel {
+    pub name: String,
+    pub section: String,
+    pub insns: Vec<Insn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BpfObject {
+    pub programs: Vec<ProgramModel>,
+    pub maps: Vec<MapModel>,
+    pub globals: Vec<Global>,
+}
+
+const SENTINEL_FD_BASE: i32 = 10_000;
+
+impl BpfObject {
+    pub fn parse(elf: &[u8]) -> Result<BpfObject, ObjectError> {
+        let mut obj =
+            aya_obj::Object::parse(elf).map_err(|err| ObjectError::Parse(err.to_string()))?;
+        let mut names: Vec<String> = obj.maps.keys().cloned().collect();
+        names.sort();
+        let by_fd: BTreeMap<i32, String> = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| (SENTINEL_FD_BASE + index as i32, name.clone()))
+            .collect();
+        let text_sections: HashSet<usize> =
+            obj.functions.keys().map(|(section, _)| *section).collect();
+        let maps_copy = obj.maps.clone();
+        // Sentinel descriptors stand in for real maps: afterwards each `lddw`'s immediate says
+        // which map it names.
+        obj.relocate_maps(
+            by_fd
+                .iter()
+                .map(|(fd, name)| (name.as_str(), *fd, &maps_copy[name])),
+            &text_sections,
+        )
+        .map_err(|err| ObjectError::Relocation(err.to_string()))?;
+        obj.relocate_calls(&text_sections)
+            .map_err(|err| ObjectError::Relocation(err.to_string()))?;
+
+        let mut programs = Vec::new();
+        let mut program_names: Vec<&String> = obj.programs.keys().collect();
+        program_names.sort();
+        for name in program_names {
+            let program = &obj.programs[name];
+            let Some(function) = obj.functions.get(&program.function_key()) else {
+                continue;
+            };
+            programs.push(ProgramModel {
+                name: name.clone(),
+                section: format!("{:?}", program.section),
+                insns: decode(&function.instructions, &by_fd),
+            });
+        }
+
+        let maps = names
+            .iter()
+            .map(|name| {
+                let map = &obj.maps[name];
+                let kind = match map.section_kind() {
+                    aya_obj::EbpfSectionKind::Bss
+                    | aya_obj::EbpfSectionKind::Data
+                    | aya_obj::EbpfSectionKind::Rodata => MapKind::GlobalData,
+                    _ => match map.map_type() {
+                        1 => MapKind::Hash,
+                        2 => MapKind::Array,
+                        27 => MapKind::RingBuf,
+                        other => MapKind::Other(other),
+                    },
+                };
+                MapModel {
+                    name: name.clone(),
+                    kind,
+                    key_size: map.key_size(),
+                    value_size: map.value_size(),
+                    max_entries: map.max_entries(),
+                    initial: map.data().to_vec(),
+                }
+            })
+            .collect();
+
+        Ok(BpfObject {
+            programs,
+            maps,
+            globals: globals(elf)?,
+        })
+    }
+
+    /// The single XDP program, or the one named.
+    pub fn xdp_program(&self) -> Result<&ProgramModel, ObjectError> {
+        self.programs
+            .iter()
+            .find(|program| program.section.contains("Xdp"))
+            .ok_or(ObjectError::NoXdpProgram)
+    }
+
+    pub fn global(&self, name: &str) -> Option<&Global> {
+        self.globals.iter().find(|global| global.name == name)
+    }
+
+    pub fn map(&self, name: &str) -> Option<&MapModel> {
+        self.maps.iter().find(|map| map.name == name)
+    }
+}
+
+impl ProgramModel {
+    /// Instructions as the ELF holds them: `lddw` once, `ja +0` not at all.
+    pub fn elf_instruction_count(&self) -> usize {
+        self.insns.iter().filter(|insn| !insn.is_nop_jump()).count()
+    }
+}
+
+fn decode(raw: &[aya_obj::generated::bpf_insn], by_fd: &BTreeMap<i32, String>) -> Vec<Insn> {
+    let mut insns = Vec::new();
+    let mut index = 0;
+    while index < raw.len() {
+        let insn = &raw[index];
+        let (dst, src) = (insn.dst_reg(), insn.src_reg());
+        let mut model = Insn {
+            code: insn.code,
+            dst,
+            src,
+            off: insn.off,
+            imm: insn.imm,
+            imm_hi: 0,
+            slots: 1,
+            target: None,
+        };
+        if insn.code == 0x18 && index + 1 < raw.len() {
+            let next = &raw[index + 1];
+            model.slots = 2;
+            model.imm_hi = next.imm;
+            let map = by_fd.get(&insn.imm).cloned();
+            model.target = match (src, map) {
+                (1, Some(map)) => Some(Target::Map(map)),
+                (2, Some(map)) => Some(Target::Value {
+                    map,
+                    offset: next.imm as u32,
+                }),
+                _ => None,
+            };
+            index += 2;
+        } else {
+            index += 1;
+        }
+        insns.push(model);
+    }
+    insns
+}
+
+/// Every global variable in a data section, from the ELF symbol table (the offsets BTF's
+/// DATASEC records are fixed up from these same symbols).
+fn globals(elf: &[u8]) -> Result<Vec<Global>, ObjectError> {
+    let file = object::File::parse(elf).map_err(|err| ObjectError::Parse(err.to_string()))?;
+    let mut globals = Vec::new();
+    for symbol in file.symbols() {
+        let Some(index) = symbol.section_index() else {
+            continue;
+        };
+        let Ok(section) = file.section_by_index(index) else {
+            continue;
+        };
+        let Ok(section_name) = section.name() else {
+            continue;
+        };
+        let is_data = [".bss", ".data", ".rodata"].iter().any(|prefix| {
+            section_name == *prefix || section_name.starts_with(&format!("{prefix}."))
+        });
+        if !is_data || symbol.kind() != object::SymbolKind::Data {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        globals.push(Global {
+            name: name.to_string(),
+            section: section_name.to_string(),
+            offset: symbol.address() as u32,
+            size: symbol.size() as u32,
+        });
+    }
+    globals.sort_by(|a, b| (&a.section, a.offset).cmp(&(&b.section, b.offset)));
+    Ok(globals)
+}

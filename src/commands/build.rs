@@ -1,0 +1,104 @@
+//! `simplebpf build`: a policy to `<name>.bpf.c`, `<name>.bpf.o` and `<name>.report.json`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Outcome;
+use crate::output::{self, Format};
+use crate::pipeline::{self, BuildError, BuildOptions, KernelUse};
+use crate::report::{self, KernelSection};
+use crate::source::SourceFile;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The policy file.
+    #[arg(value_name = "POLICY")]
+    pub policy: PathBuf,
+    /// Where the three output files go (created if missing).
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
+    pub out_dir: PathBuf,
+    /// The UDP port the service listens on: only datagrams to it are RPCs.
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT)]
+    pub port: u16,
+    /// Do not load the program: no verifier verdict, no kernel counts, no timing.
+    #[arg(long)]
+    pub no_kernel: bool,
+    /// `text` for people, `json` for tools (the report, on stdout).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// How many lines of the verifier's log to show; the whole log is long and its end says why.
+const LOG_TAIL: usize = 25;
+
+pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
+    let file = SourceFile::read(&args.policy)?;
+    let name = policy_name(&args.policy);
+    let options = BuildOptions {
+        port: args.port,
+        kernel: if args.no_kernel {
+            KernelUse::Skip
+        } else {
+            KernelUse::Use
+        },
+        ..BuildOptions::default()
+    };
+    let built = match pipeline::build(&name, &file.bytes, &options) {
+        Ok(built) => built,
+        Err(BuildError::Input { diagnostics }) => {
+            output::diagnostics(&file, &diagnostics, args.format);
+            return Ok(Outcome::InputErrors);
+        }
+        Err(BuildError::Verifier { log }) => {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "error": "verifier", "verifier": { "accepted": false, "log": log } })
+                ),
+                Format::Text => eprintln!(
+                    "error: the kernel verifier rejected the program generated for {}; nothing was written\n--- verifier log (last {} of {} lines) ---\n{}",
+                    file.name(),
+                    tail.len(),
+                    lines.len(),
+                    tail.join("\n")
+                ),
+            }
+            return Ok(Outcome::InputErrors);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    output::diagnostics(&file, &built.warnings, args.format);
+    let paths = pipeline::write_outputs(&built, &args.out_dir)?;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(stdout, "{}", built.report.to_json(&paths))?,
+        Format::Text => {
+            let numbers = match &built.report.kernel {
+                KernelSection::Measured(n) => Some(n),
+                KernelSection::Skipped(_) => None,
+            };
+            write!(
+                stdout,
+                "{}",
+                report::table(&[(name, built.report.elf_insns, numbers)])
+            )?;
+            for path in [&paths.c, &paths.object, &paths.report] {
+                writeln!(stdout, "wrote {}", path.display())?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// The file name without `.appnet`: the stem of the outputs and the C function.
+pub fn policy_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .and_then(|stem| stem.to_str())
+        .filter(|stem| !stem.is_empty())
+        .unwrap_or("policy")
+        .to_string()
+}

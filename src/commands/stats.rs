@@ -1,0 +1,89 @@
+//! `simplebpf stats`: the build's measurements for any XDP object, hand-written ones included.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
+use simplebpf_compiler::measure;
+use simplebpf_compiler::object_model::BpfObject;
+
+use super::Outcome;
+use crate::output::Format;
+use crate::pipeline;
+use crate::report;
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// A BPF ELF object with one XDP program.
+    #[arg(value_name = "OBJECT")]
+    pub object: PathBuf,
+    /// The UDP port of the representative packet used for timing.
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT)]
+    pub port: u16,
+    /// `text` for people, `json` for tools.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+pub fn stats(args: &StatsArgs) -> anyhow::Result<Outcome> {
+    let elf = std::fs::read(&args.object)
+        .with_context(|| format!("cannot read {}", args.object.display()))?;
+    let object = BpfObject::parse(&elf).with_context(|| format!("{}", args.object.display()))?;
+    let program = object.xdp_program()?;
+    let elf_insns = program.elf_instruction_count();
+    let numbers = match LoadedProgram::load(&elf) {
+        Ok(loaded) => Some(measure::measure(&loaded, args.port)?),
+        Err(KernelError::Rejected { log }) => {
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "error: the kernel verifier rejected {}\n{}",
+                args.object.display(),
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            );
+            return Ok(Outcome::InputErrors);
+        }
+        Err(err) if err.is_missing_capability() && !kernel::kernel_required() => {
+            eprintln!("note: {err}; reporting static numbers only");
+            None
+        }
+        Err(err) => bail!(err),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let facts = measure::kernel_facts();
+            let value = json!({
+                "object": args.object.display().to_string(),
+                "program": program.name,
+                "insns": {
+                    "elf": elf_insns,
+                    "xlated": numbers.as_ref().map(|n| n.sizes.xlated_insns),
+                    "jited": numbers.as_ref().map(|n| n.sizes.jited_insns),
+                },
+                "bytes": numbers.as_ref().map(|n| json!({ "xlated": n.sizes.xlated_bytes, "jited": n.sizes.jited_bytes })),
+                "verifier": { "accepted": numbers.as_ref().map(|_| true), "verified_insns": numbers.as_ref().map(|n| n.sizes.verified_insns) },
+                "runtime_ns_per_packet": numbers.as_ref().map(|n| n.ns_per_packet),
+                "kernel": { "release": facts.release, "bpf_jit_harden": facts.jit_harden },
+            });
+            writeln!(stdout, "{value}")?;
+        }
+        Format::Text => {
+            write!(
+                stdout,
+                "{}",
+                report::table(&[(program.name.clone(), elf_insns, numbers.as_ref())])
+            )?;
+            if let Some(n) = &numbers {
+                writeln!(
+                    stdout,
+                    "bytes: xlated {} JIT {}",
+                    n.sizes.xlated_bytes, n.sizes.jited_bytes
+                )?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,203 @@
+//! The build pipeline (ARCHITECTURE.md "Data flow"): policy → IR → C → clang → object model
+//! → kernel verifier and measurement → report. Used by `simplebpf build` and by build
+//! scripts; it returns data and writes files only through `write_outputs`, atomically.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use simplebpf_compiler::backend::{self, Emitted};
+use simplebpf_compiler::clang::{self, ClangError, ClangOptions};
+use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
+use simplebpf_compiler::measure::{self, KernelNumbers};
+use simplebpf_compiler::object_model::{BpfObject, ObjectError};
+use simplebpf_compiler::state_io::{self, StateError};
+use simplebpf_dsl::Diagnostic;
+use simplebpf_dsl::interp;
+
+use crate::report::{KernelSection, Report};
+
+/// Whether to use the kernel for the verifier verdict and measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelUse {
+    /// Load, verify and measure; if the machine cannot load programs, say so and continue
+    /// with static numbers, unless `SIMPLEBPF_REQUIRE_KERNEL=1`.
+    Use,
+    /// `--no-kernel`: static numbers only.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub port: u16,
+    pub kernel: KernelUse,
+    pub clang: ClangOptions,
+    /// A test build (draws and time from globals); never written by `simplebpf build`.
+    pub test_hooks: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> BuildOptions {
+        BuildOptions {
+            port: DEFAULT_PORT,
+            kernel: KernelUse::Use,
+            clang: ClangOptions::default(),
+            test_hooks: false,
+        }
+    }
+}
+
+/// The service port when `--port` is not given.
+pub const DEFAULT_PORT: u16 = 9000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the policy has errors")]
+    Input { diagnostics: Vec<Diagnostic> },
+    #[error(transparent)]
+    Clang(#[from] ClangError),
+    #[error("the compiled object cannot be read: {0}")]
+    Object(#[from] ObjectError),
+    #[error("the kernel verifier rejected the generated program")]
+    Verifier { log: String },
+    #[error("kernel: {0}")]
+    Kernel(#[from] KernelError),
+    #[error("the policy's initial state cannot be written into the program: {0}")]
+    State(#[from] StateError),
+    #[error("cannot use a scratch directory: {0}")]
+    Scratch(io::Error),
+}
+
+/// Everything a build produced, in memory.
+#[derive(Debug)]
+pub struct Built {
+    pub name: String,
+    pub emitted: Emitted,
+    pub elf: Vec<u8>,
+    pub object: BpfObject,
+    pub report: Report,
+    /// Warnings of the front end (errors stop the build).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Builds a policy from its source bytes.
+pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built, BuildError> {
+    let analysis = simplebpf_dsl::analyze_bytes(source);
+    let Some(program) = analysis.ir.as_ref().filter(|_| !analysis.has_errors()) else {
+        return Err(BuildError::Input {
+            diagnostics: analysis.diagnostics,
+        });
+    };
+    let emitted = backend::emit(
+        program,
+        &backend::Options {
+            port: options.port,
+            name: name.to_string(),
+            test_hooks: options.test_hooks,
+        },
+    )
+    .map_err(|diagnostics| BuildError::Input { diagnostics })?;
+    let scratch = tempfile::tempdir().map_err(BuildError::Scratch)?;
+    let elf = clang::compile(&emitted.c_source, scratch.path(), &options.clang)?;
+    let object = BpfObject::parse(&elf)?;
+    let elf_insns = object.xdp_program()?.elf_instruction_count();
+
+    let kernel = match options.kernel {
+        KernelUse::Skip => KernelSection::skipped("--no-kernel"),
+        KernelUse::Use => match load_and_measure(program, &emitted, &elf, &object, options.port) {
+            Ok((_, numbers)) => KernelSection::measured(numbers),
+            Err(BuildError::Kernel(err))
+                if err.is_missing_capability() && !kernel::kernel_required() =>
+            {
+                eprintln!("note: {err}; reporting static numbers only");
+                KernelSection::skipped(&err.to_string())
+            }
+            Err(err) => return Err(err),
+        },
+    };
+    let report = Report::new(name, options, &emitted, elf_insns, kernel);
+    Ok(Built {
+        name: name.to_string(),
+        emitted,
+        elf,
+        object,
+        report,
+        warnings: analysis.diagnostics,
+    })
+}
+
+/// Loads the object as a loader would (running `init` at load time), then measures it.
+pub fn load_and_measure(
+    program: &simplebpf_dsl::ir::Program,
+    emitted: &Emitted,
+    elf: &[u8],
+    object: &BpfObject,
+    port: u16,
+) -> Result<(LoadedProgram, KernelNumbers), BuildError> {
+    let loaded = match LoadedProgram::load(elf) {
+        Ok(loaded) => loaded,
+        Err(KernelError::Rejected { log }) => return Err(BuildError::Verifier { log }),
+        Err(err) => return Err(err.into()),
+    };
+    let initial = interp::load(program, &[], monotonic_ns()).map_err(|err| {
+        BuildError::State(StateError::Missing(format!(
+            "init failed at load time: {err}"
+        )))
+    })?;
+    state_io::write_state(&loaded, object, &emitted.layout, &initial.state)?;
+    let numbers = measure::measure(&loaded, port)?;
+    Ok((loaded, numbers))
+}
+
+/// The clock `bpf_ktime_get_ns` reads, now.
+pub fn monotonic_ns() -> u64 {
+    kernel::monotonic_ns()
+}
+
+/// The three output files of a build.
+#[derive(Debug, Clone)]
+pub struct OutputPaths {
+    pub c: PathBuf,
+    pub object: PathBuf,
+    pub report: PathBuf,
+}
+
+/// Writes `<name>.bpf.c`, `<name>.bpf.o` and `<name>.report.json` into `dir`, each through a
+/// temporary file renamed into place, so a reader never sees a partial file.
+pub fn write_outputs(built: &Built, dir: &Path) -> io::Result<OutputPaths> {
+    std::fs::create_dir_all(dir)?;
+    let paths = OutputPaths {
+        c: dir.join(format!("{}.bpf.c", built.name)),
+        object: dir.join(format!("{}.bpf.o", built.name)),
+        report: dir.join(format!("{}.report.json", built.name)),
+    };
+    let report = serde_json::to_string_pretty(&built.report.to_json(&paths))
+        .map_err(io::Error::other)?
+        + "\n";
+    let files: [(&PathBuf, &[u8]); 3] = [
+        (&paths.c, built.emitted.c_source.as_bytes()),
+        (&paths.object, &built.elf),
+        (&paths.report, report.as_bytes()),
+    ];
+    // Stage all three first: a failure here leaves only temporary files, which are removed.
+    let mut staged = Vec::new();
+    for (path, bytes) in files {
+        let temp = path.with_extension(format!(
+            "{}.tmp",
+            path.extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
+        ));
+        if let Err(err) = std::fs::write(&temp, bytes) {
+            for (temp, _) in &staged {
+                let _ = std::fs::remove_file(temp);
+            }
+            let _ = std::fs::remove_file(&temp);
+            return Err(err);
+        }
+        staged.push((temp, path.clone()));
+    }
+    for (temp, path) in staged {
+        std::fs::rename(&temp, &path)?;
+    }
+    Ok(paths)
+}

@@ -1,0 +1,176 @@
+//! The build report (`<name>.report.json`) and the table printed after a build. Field names
+//! are stable; the README documents them.
+
+use serde_json::{Value as Json, json};
+use simplebpf_compiler::backend::Emitted;
+use simplebpf_compiler::backend::layout::Storage;
+use simplebpf_compiler::clang;
+use simplebpf_compiler::measure::{self, KernelNumbers};
+
+use crate::pipeline::{BuildOptions, OutputPaths};
+
+/// What the kernel said, or why it was not asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KernelSection {
+    Measured(KernelNumbers),
+    Skipped(String),
+}
+
+impl KernelSection {
+    pub fn measured(numbers: KernelNumbers) -> KernelSection {
+        KernelSection::Measured(numbers)
+    }
+
+    pub fn skipped(reason: &str) -> KernelSection {
+        KernelSection::Skipped(reason.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub policy: String,
+    pub port: u16,
+    pub elf_insns: usize,
+    pub kernel: KernelSection,
+    pub clang_version: String,
+    pub clang_flags: Vec<String>,
+    pub float_scales: Vec<(String, String)>,
+    pub state: Json,
+    pub lock: bool,
+}
+
+impl Report {
+    pub fn new(
+        policy: &str,
+        options: &BuildOptions,
+        emitted: &Emitted,
+        elf_insns: usize,
+        kernel: KernelSection,
+    ) -> Report {
+        let state = emitted
+            .layout
+            .vars
+            .iter()
+            .map(|var| {
+                let (storage, scale) = match &var.storage {
+                    Storage::Global(scalar) => ("global", scalar.scale.as_ref()),
+                    Storage::Folded(_) => ("constant", None),
+                    Storage::HashMap { value, .. } => ("hash map", value.scale.as_ref()),
+                    Storage::RingBuf { element } => ("ring buffer", element.scale.as_ref()),
+                };
+                let mut entry = json!({
+                    "name": var.name,
+                    "type": var.ty.to_string(),
+                    "storage": storage,
+                });
+                if let Some(scale) = scale {
+                    entry["scale"] = json!(scale.to_string());
+                }
+                if let Storage::Folded(value) = &var.storage {
+                    entry["value"] = json!(value.to_string());
+                }
+                entry
+            })
+            .collect();
+        Report {
+            policy: policy.to_string(),
+            port: options.port,
+            elf_insns,
+            kernel,
+            clang_version: clang::version().unwrap_or_else(|err| err.to_string()),
+            clang_flags: options.clang.flags(),
+            float_scales: emitted
+                .layout
+                .float_scales()
+                .into_iter()
+                .map(|(name, scale)| (name, scale.to_string()))
+                .collect(),
+            state: Json::Array(state),
+            lock: emitted.layout.lock,
+        }
+    }
+
+    pub fn to_json(&self, paths: &OutputPaths) -> Json {
+        let facts = measure::kernel_facts();
+        let (xlated, jited, accepted, verified, bytes, ns, kernel_note) = match &self.kernel {
+            KernelSection::Measured(n) => (
+                json!(n.sizes.xlated_insns),
+                json!(n.sizes.jited_insns),
+                json!(true),
+                json!(n.sizes.verified_insns),
+                json!({ "xlated": n.sizes.xlated_bytes, "jited": n.sizes.jited_bytes }),
+                json!(n.ns_per_packet),
+                Json::Null,
+            ),
+            KernelSection::Skipped(reason) => (
+                Json::Null,
+                Json::Null,
+                Json::Null,
+                Json::Null,
+                Json::Null,
+                Json::Null,
+                json!(reason),
+            ),
+        };
+        let scales: serde_json::Map<String, Json> = self
+            .float_scales
+            .iter()
+            .map(|(name, scale)| (name.clone(), json!(scale)))
+            .collect();
+        json!({
+            "policy": self.policy,
+            "port": self.port,
+            "outputs": {
+                "c": paths.c.display().to_string(),
+                "object": paths.object.display().to_string(),
+            },
+            "insns": { "elf": self.elf_insns, "xlated": xlated, "jited": jited },
+            "bytes": bytes,
+            "verifier": { "accepted": accepted, "verified_insns": verified, "log": Json::Null },
+            "runtime_ns_per_packet": ns,
+            "runtime": {
+                "packet": format!("Ethernet + IPv4 + UDP to port {}, {} payload bytes", self.port, measure::PAYLOAD_LEN),
+                "repeat": measure::REPEAT,
+                "runs": measure::RUNS,
+                "statistic": "median of the runs' mean ns per packet",
+            },
+            "kernel": {
+                "used": kernel_note.is_null(),
+                "skipped_because": kernel_note,
+                "release": facts.release,
+                "bpf_jit_harden": facts.jit_harden,
+            },
+            "toolchain": {
+                "clang": self.clang_version,
+                "flags": self.clang_flags,
+                "kernel_release": facts.release,
+                "simplebpf": env!("CARGO_PKG_VERSION"),
+            },
+            "float_scales": scales,
+            "state": self.state,
+            "spin_lock": self.lock,
+            "checker": Json::Null,
+        })
+    }
+}
+
+/// The compact table `build` and `stats` print.
+pub fn table(rows: &[(String, usize, Option<&KernelNumbers>)]) -> String {
+    let mut out = format!(
+        "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}\n",
+        "program", "ELF", "xlated", "JIT", "verifier", "ns/packet"
+    );
+    for (name, elf, numbers) in rows {
+        match numbers {
+            Some(n) => out.push_str(&format!(
+                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10.1}\n",
+                name, elf, n.sizes.xlated_insns, n.sizes.jited_insns, "accepted", n.ns_per_packet
+            )),
+            None => out.push_str(&format!(
+                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}\n",
+                name, elf, "-", "-", "not run", "-"
+            )),
+        }
+    }
+    out
+}
