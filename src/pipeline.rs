@@ -96,6 +96,19 @@ pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built,
         },
     )
     .map_err(|diagnostics| BuildError::Input { diagnostics })?;
+    let mut built = build_emitted(name, program, emitted, options)?;
+    built.warnings = analysis.diagnostics;
+    Ok(built)
+}
+
+/// The rest of a build once the C exists: clang, the object model, the kernel, the report.
+/// Tests use it to push deliberately broken C through the same gates.
+pub fn build_emitted(
+    name: &str,
+    program: &simplebpf_dsl::ir::Program,
+    emitted: Emitted,
+    options: &BuildOptions,
+) -> Result<Built, BuildError> {
     let scratch = tempfile::tempdir().map_err(BuildError::Scratch)?;
     let elf = clang::compile(&emitted.c_source, scratch.path(), &options.clang)?;
     let object = BpfObject::parse(&elf)?;
@@ -121,7 +134,7 @@ pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built,
         elf,
         object,
         report,
-        warnings: analysis.diagnostics,
+        warnings: Vec::new(),
     })
 }
 

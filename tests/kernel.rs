@@ -1,0 +1,341 @@
+//! `build` and `stats` against the real kernel: every example is accepted by the verifier,
+//! a corrupted program is rejected with the verifier's log, counts match bpftool's, and no
+//! update is lost under concurrent load.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+use simplebpf::pipeline::{self, BuildError, BuildOptions};
+use simplebpf_compiler::backend;
+use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::kernel;
+use simplebpf_compiler::measure;
+use simplebpf_compiler::state_io;
+use simplebpf_dsl::interp::{self, Value};
+
+fn simplebpf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simplebpf"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn json_line(output: &Output) -> Json {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn every_example_builds_and_the_kernel_verifier_accepts_it() {
+    for (name, path) in common::examples() {
+        let out = tempfile::tempdir().unwrap();
+        let output = simplebpf(&[
+            "build",
+            path.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report = json_line(&output);
+        for file in [".bpf.c", ".bpf.o", ".report.json"] {
+            assert!(
+                out.path().join(format!("{name}{file}")).is_file(),
+                "{name}{file} missing"
+            );
+        }
+        let on_disk: Json = serde_json::from_slice(
+            &std::fs::read(out.path().join(format!("{name}.report.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            on_disk, report,
+            "{name}: the printed and written reports differ"
+        );
+        assert!(report["insns"]["elf"].as_u64().unwrap() > 0);
+        if report["kernel"]["used"] == Json::Bool(false) {
+            assert!(
+                !kernel::kernel_required(),
+                "{name}: the kernel was required: {report}"
+            );
+            eprintln!(
+                "{name}: kernel not used: {}",
+                report["kernel"]["skipped_because"]
+            );
+            continue;
+        }
+        assert_eq!(report["verifier"]["accepted"], Json::Bool(true), "{name}");
+        let xlated = report["insns"]["xlated"].as_u64().unwrap();
+        let jited = report["insns"]["jited"].as_u64().unwrap();
+        let ns = report["runtime_ns_per_packet"].as_f64().unwrap();
+        assert!(xlated > 0 && jited > 0 && ns > 0.0, "{name}: {report}");
+        eprintln!(
+            "{name}: ELF {} xlated {xlated} JIT {jited} {ns} ns/packet",
+            report["insns"]["elf"]
+        );
+    }
+}
+
+#[test]
+fn the_shipped_object_never_contains_the_test_hooks() {
+    for (name, path) in common::examples() {
+        let shipped = common::compile(&name, &path, false);
+        assert!(!shipped.emitted.c_source.contains("sb_test"), "{name}");
+        assert!(shipped.object.global("sb_test_draws").is_none(), "{name}");
+        let test = common::compile(&name, &path, true);
+        assert!(test.object.global("sb_test_draws").is_some(), "{name}");
+    }
+}
+
+#[test]
+fn a_program_the_verifier_rejects_gives_its_log_and_no_files() {
+    let path = common::root().join("examples/bench/logging.appnet");
+    let program = common::program(&path);
+    let mut emitted = backend::emit(
+        &program,
+        &backend::Options {
+            port: common::PORT,
+            name: "logging".to_string(),
+            test_hooks: false,
+        },
+    )
+    .unwrap();
+    // Drop the bounds check before the UDP header is read.
+    let check = "\tif ((void *)(udp + 1) > data_end)\n\t\treturn 0;\n";
+    assert!(emitted.c_source.contains(check));
+    emitted.c_source = emitted.c_source.replace(check, "");
+    let out = tempfile::tempdir().unwrap();
+    match pipeline::build_emitted("logging", &program, emitted, &BuildOptions::default()) {
+        Err(BuildError::Verifier { log }) => {
+            assert!(
+                log.contains("invalid access to packet"),
+                "unexpected log:\n{log}"
+            );
+        }
+        Err(BuildError::Kernel(err))
+            if err.is_missing_capability() && !kernel::kernel_required() =>
+        {
+            eprintln!("skipping: {err}");
+        }
+        other => panic!(
+            "expected a verifier rejection, got {:?}",
+            other.map(|b| b.report)
+        ),
+    }
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_policy_with_errors_writes_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let policy = out.path().join("bad.appnet");
+    std::fs::write(&policy, "state:\n\tx: int\n\ninit():\n\tx = 1.5\n\nreq(rpc):\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n").unwrap();
+    let target = out.path().join("out");
+    let output = simplebpf(&[
+        "build",
+        policy.to_str().unwrap(),
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!target.exists());
+}
+
+#[test]
+fn an_effectful_resp_is_refused_with_a_clear_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("count_resp.appnet");
+    std::fs::write(&policy, "state:\n\tn: int\n\ninit():\n\tpass\n\nreq(rpc):\n\tsend(rpc, Down)\n\nresp(rpc):\n\tn = n + 1\n\tsend(rpc, Up)\n").unwrap();
+    let output = simplebpf(&[
+        "build",
+        policy.to_str().unwrap(),
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--no-kernel",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("E0601") && stderr.contains("egress hook"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("count_resp.bpf.o").exists());
+}
+
+#[test]
+fn no_kernel_builds_report_static_numbers_only() {
+    let out = tempfile::tempdir().unwrap();
+    let path = common::root().join("examples/fault.appnet");
+    let output = simplebpf(&[
+        "build",
+        path.to_str().unwrap(),
+        "-o",
+        out.path().to_str().unwrap(),
+        "--no-kernel",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success());
+    let report = json_line(&output);
+    assert!(report["insns"]["elf"].as_u64().unwrap() > 0);
+    assert_eq!(report["insns"]["xlated"], Json::Null);
+    assert_eq!(report["kernel"]["used"], Json::Bool(false));
+}
+
+fn bpftool_sizes(object: &Path) -> Option<(u64, u64)> {
+    let pin = format!("/sys/fs/bpf/simplebpf_stats_test_{}", std::process::id());
+    let load = Command::new("bpftool")
+        .args([
+            "prog",
+            "load",
+            object.to_str().unwrap(),
+            &pin,
+            "type",
+            "xdp",
+        ])
+        .output()
+        .expect("bpftool runs (scripts/setup installs it)");
+    if !load.status.success() {
+        assert!(
+            !kernel::kernel_required(),
+            "bpftool could not load: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+        return None;
+    }
+    let show = Command::new("bpftool")
+        .args(["prog", "show", "pinned", &pin, "--json"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&pin);
+    let info: Json = serde_json::from_slice(&show.stdout).unwrap();
+    Some((
+        info["bytes_xlated"].as_u64().unwrap(),
+        info["bytes_jited"].as_u64().unwrap(),
+    ))
+}
+
+#[test]
+fn stats_of_a_hand_written_object_match_bpftool() {
+    let dir = tempfile::tempdir().unwrap();
+    let source =
+        std::fs::read_to_string(common::root().join("tests/xdp/handwritten_logging.c")).unwrap();
+    let elf = clang::compile(&source, dir.path(), &ClangOptions::default()).unwrap();
+    let object = dir.path().join("handwritten_logging.o");
+    std::fs::write(&object, elf).unwrap();
+
+    let output = simplebpf(&["stats", object.to_str().unwrap(), "--format", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stats = json_line(&output);
+    let Some((xlated, jited)) = bpftool_sizes(&object) else {
+        return;
+    };
+    assert_eq!(stats["bytes"]["xlated"].as_u64(), Some(xlated), "{stats}");
+    assert_eq!(stats["bytes"]["jited"].as_u64(), Some(jited), "{stats}");
+    assert_eq!(stats["insns"]["xlated"].as_u64(), Some(xlated / 8));
+    eprintln!("stats {stats}\nbpftool: xlated {xlated} B, jited {jited} B");
+}
+
+/// Runs the program on `threads` CPUs at once, `repeat` times each.
+fn hammer(loaded: &kernel::LoadedProgram, packet: &[u8], threads: usize, repeat: u32) {
+    std::thread::scope(|scope| {
+        for cpu in 0..threads {
+            scope.spawn(move || {
+                pin_to_cpu(cpu);
+                let (action, _) = loaded.test_run(packet, repeat).unwrap();
+                assert!(action == 1 || action == 2);
+            });
+        }
+    });
+}
+
+fn pin_to_cpu(cpu: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and sched_setaffinity only read
+    // and write that local set.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % cpus, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[test]
+fn no_update_is_lost_under_concurrent_load() {
+    const REPEAT: u32 = 1_000_000;
+    let path = common::root().join("examples/bench/logging.appnet");
+    let compiled = common::compile("logging", &path, false);
+    let Some(loaded) = common::load_or_skip(&compiled.elf, "logging") else {
+        return;
+    };
+    let payload = 100;
+    let packet = measure::rpc_packet_ipv4(common::PORT, payload);
+    hammer(&loaded, &packet, 2, REPEAT);
+    let state = state_io::read_state(&loaded, &compiled.object, &compiled.emitted.layout).unwrap();
+    assert_eq!(state.vars["req_count"], Value::Int(2 * i64::from(REPEAT)));
+    assert_eq!(
+        state.vars["total_bytes"],
+        Value::Int(2 * i64::from(REPEAT) * payload as i64)
+    );
+}
+
+#[test]
+fn the_token_bucket_stays_within_its_bounds_under_concurrent_load() {
+    const REPEAT: u32 = 1_000_000;
+    let path = common::root().join("examples/ratelimit.appnet");
+    let compiled = common::compile("ratelimit", &path, false);
+    let Some(loaded) = common::load_or_skip(&compiled.elf, "ratelimit") else {
+        return;
+    };
+    let layout = &compiled.emitted.layout;
+    let initial = interp::load(&compiled.program, &[], common::now_ns()).unwrap();
+    state_io::write_state(&loaded, &compiled.object, layout, &initial.state).unwrap();
+    let limit = match &initial.state.vars["limit"] {
+        Value::Float(limit) => limit.clone(),
+        other => panic!("limit is {other}"),
+    };
+    let zero = num_rational::BigRational::from_integer(0.into());
+    let packet = measure::rpc_packet_ipv4(common::PORT, 10);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut samples = 0;
+    std::thread::scope(|scope| {
+        let runner = scope.spawn(|| {
+            hammer(&loaded, &packet, 2, REPEAT);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        // Sample the stored tokens while both CPUs run the program.
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let state = state_io::read_state(&loaded, &compiled.object, layout).unwrap();
+            let Value::Float(tokens) = &state.vars["tokens"] else {
+                panic!("tokens is not a float");
+            };
+            assert!(
+                *tokens <= limit && *tokens >= zero,
+                "tokens {tokens} outside [0, {limit}]"
+            );
+            samples += 1;
+        }
+        runner.join().unwrap();
+    });
+    let state = state_io::read_state(&loaded, &compiled.object, layout).unwrap();
+    let Value::Float(tokens) = &state.vars["tokens"] else {
+        panic!("tokens is not a float");
+    };
+    assert!(*tokens <= limit && *tokens >= zero, "final tokens {tokens}");
+    assert!(samples > 0);
+    eprintln!("token bucket: {samples} samples within [0, {limit}], final {tokens}");
+}
