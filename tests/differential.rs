@@ -151,7 +151,7 @@ fn packet(rng: &mut Rng) -> Vec<u8> {
                 1 if ipv4 => {
                     let offset = 1 + rng.below(0x1fff) as u16;
                     frame[20..22]
-                        .copy_from_slice(&(offset | 0x2000 * rng.below(2) as u16).to_be_bytes())
+                        .copy_from_slice(&(offset | (0x2000 * rng.below(2) as u16)).to_be_bytes())
                 }
                 1 => frame[14] = 0x40,
                 2 => frame[14] = (rng.below(16) as u8) << 4 | (frame[14] & 0x0f),

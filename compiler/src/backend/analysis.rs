@@ -146,45 +146,35 @@ pub fn init_time_dependent(init: &Handler) -> BTreeSet<StateId> {
         for stmt in stmts {
             let hot = |e: &Expr, t: &Taint| under || tainted(e, t);
             match stmt {
-                Stmt::Assign { place, value, .. } => {
-                    if hot(value, taint) {
-                        match place {
-                            Place::State(id) => taint.states.insert(*id),
-                            Place::Local(id) => taint.locals.insert(*id),
-                        };
-                    }
+                Stmt::Assign { place, value, .. } if hot(value, taint) => {
+                    match place {
+                        Place::State(id) => taint.states.insert(*id),
+                        Place::Local(id) => taint.locals.insert(*id),
+                    };
                 }
                 Stmt::Unpack {
                     first,
                     second,
                     value,
                     ..
-                } => {
-                    if hot(value, taint) {
-                        taint.locals.insert(*first);
-                        taint.locals.insert(*second);
-                    }
+                } if hot(value, taint) => {
+                    taint.locals.insert(*first);
+                    taint.locals.insert(*second);
                 }
                 Stmt::MapSet {
                     map, key, value, ..
-                } => {
-                    if hot(key, taint) || hot(value, taint) {
-                        taint.states.insert(*map);
-                    }
+                } if hot(key, taint) || hot(value, taint) => {
+                    taint.states.insert(*map);
                 }
-                Stmt::MapDelete { map, key, .. } => {
-                    if hot(key, taint) {
-                        taint.states.insert(*map);
-                    }
+                Stmt::MapDelete { map, key, .. } if hot(key, taint) => {
+                    taint.states.insert(*map);
                 }
                 Stmt::VecAppend {
                     vec: VecRef::State(id),
                     value,
                     ..
-                } => {
-                    if hot(value, taint) {
-                        taint.states.insert(*id);
-                    }
+                } if hot(value, taint) => {
+                    taint.states.insert(*id);
                 }
                 Stmt::If {
                     cond,

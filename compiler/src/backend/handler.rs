@@ -292,10 +292,10 @@ impl<'a> Gen<'a> {
             Stmt::MapDelete { map, key, span } => self.map_delete(*map, key, *span),
             Stmt::VecAppend { vec, value, span } => self.vec_append(vec, value, *span),
             Stmt::Eval { value } => {
-                if has_draw(value) {
-                    if let Some(c) = self.expr(value).and_then(|v| self.effects_only(v)) {
-                        self.line(&format!("(void)({c});"));
-                    }
+                if has_draw(value)
+                    && let Some(c) = self.expr(value).and_then(|v| self.effects_only(v))
+                {
+                    self.line(&format!("(void)({c});"));
                 }
             }
             Stmt::If {
@@ -545,9 +545,7 @@ impl<'a> Gen<'a> {
             self.line(&format!("{kt} key = {k};"));
             self.line(&format!("{vt} value = {v};"));
             self.line("");
-            self.line(&format!(
-                "/* A full map refuses new keys; then nothing happens (§3.4). */"
-            ));
+            self.line("/* A full map refuses new keys; then nothing happens (§3.4). */");
             self.line(&format!(
                 "bpf_map_update_elem(&{name}, &key, &value, BPF_ANY);"
             ));
@@ -865,6 +863,13 @@ impl<'a> Gen<'a> {
     // ---- conditions ----
 
     fn cond(&mut self, expr: &Expr) -> Option<Cond> {
+        if let Some(span) = unsequenced_draws(expr) {
+            self.unsupported(
+                span,
+                "two random draws as operands of one operator (C does not fix which runs first)",
+            );
+            return None;
+        }
         match &expr.kind {
             ExprKind::Compare { op, lhs, rhs } if lhs.ty == Type::Float => {
                 let (Some(CVal::Float(a)), Some(CVal::Float(b))) = (self.expr(lhs), self.expr(rhs))
@@ -1495,12 +1500,11 @@ impl<'a> Gen<'a> {
                     );
                     return Some(CVal::Float(Lin::atom(Atom::new(c, range, sa, None), scale)));
                 }
-                if op == MinMax::Min {
-                    if let Some(capped) =
+                if op == MinMax::Min
+                    && let Some(capped) =
                         self.add_capped(&a, &b).or_else(|| self.add_capped(&b, &a))
-                    {
-                        return Some(CVal::Float(capped));
-                    }
+                {
+                    return Some(CVal::Float(capped));
                 }
                 self.error(
                     Code::NoExactInteger,

@@ -538,10 +538,10 @@ fn solve_single(term: &Term, k: &BigInt, op: CmpOp) -> Decision {
 }
 
 fn strict_form(c: &str, atom: &Atom) -> String {
-    if let Some(rest) = c.strip_prefix(&format!("{} <= ", atom.c)) {
-        if let Some(value) = parse_literal(rest) {
-            return format!("{} < {}", atom.c, c_int_literal(&(value + 1), atom.signed));
-        }
+    if let Some(rest) = c.strip_prefix(&format!("{} <= ", atom.c))
+        && let Some(value) = parse_literal(rest)
+    {
+        return format!("{} < {}", atom.c, c_int_literal(&(value + 1), atom.signed));
     }
     c.to_string()
 }
@@ -618,5 +618,44 @@ mod tests {
         let (_, yes, no) = narrowed.unwrap();
         assert_eq!(yes.unwrap(), Range::new(10, i64::MAX));
         assert_eq!(no.unwrap(), Range::new(i64::MIN, 9));
+    }
+
+    /// The backend's solved comparison says the same as the exact-rational reference in
+    /// `threshold.rs`, for every operator and the probabilities people write.
+    #[test]
+    fn solved_draw_comparisons_agree_with_the_threshold_reference() {
+        use crate::threshold::{DrawTest, randomf_compare};
+        let probabilities = [
+            (95, 100),
+            (99, 100),
+            (1, 2),
+            (1, 1_000_000_000),
+            (0, 1),
+            (1, 1),
+            (1, 10),
+            (7, 3),
+        ];
+        let ops = [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
+        for (n, d) in probabilities {
+            let c = rational(n, d);
+            for op in ops {
+                let u = Lin::atom(draw(), BigInt::one() << 32);
+                let ours = compare_with_zero(&u.sub(&Lin::constant(&c)), op).unwrap();
+                let reference = randomf_compare(&rational(0, 1), &rational(1, 1), op, &c);
+                let agrees = match (&ours, &reference) {
+                    (Decision::Always(true), DrawTest::Always) => true,
+                    (Decision::Always(false), DrawTest::Never) => true,
+                    (Decision::Test { c, .. }, DrawTest::Below(k)) => *c == format!("u < {k}ULL"),
+                    (Decision::Test { c, .. }, DrawTest::AtLeast(k)) => {
+                        *c == format!("u >= {k}ULL")
+                    }
+                    _ => false,
+                };
+                assert!(
+                    agrees,
+                    "{n}/{d} {op:?}: backend {ours:?}, reference {reference:?}"
+                );
+            }
+        }
     }
 }

@@ -78,7 +78,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
         let value = initial.state.vars[&var.name].clone();
         let constant = !var.written_by_handlers && !time_dependent.contains(&id);
         if let Err(diagnostic) = check_name(&var.name, var.span) {
-            diagnostics.push(diagnostic);
+            diagnostics.push(*diagnostic);
             continue;
         }
         match choose_storage(&var.ty, value, constant) {
@@ -247,7 +247,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
         &function,
         draws,
     )
-    .map_err(|diagnostic| vec![diagnostic])?;
+    .map_err(|diagnostic| vec![*diagnostic])?;
     Ok(Emitted {
         c_source,
         layout,
@@ -380,16 +380,18 @@ fn is_reserved(name: &str) -> bool {
         || name.starts_with("__")
 }
 
-fn check_name(name: &str, span: simplebpf_dsl::Span) -> Result<(), Diagnostic> {
+fn check_name(name: &str, span: simplebpf_dsl::Span) -> Result<(), Box<Diagnostic>> {
     if is_reserved(name) {
-        return Err(Diagnostic::new(
-            Code::TargetUnsupported,
-            span,
-            format!("the state name `{name}` is reserved in the generated C"),
-        )
-        .with_label("the global would be named this")
-        .with_help(
-            "state variables become C globals of the same name (LANGUAGE.md §4.3); rename it",
+        return Err(Box::new(
+            Diagnostic::new(
+                Code::TargetUnsupported,
+                span,
+                format!("the state name `{name}` is reserved in the generated C"),
+            )
+            .with_label("the global would be named this")
+            .with_help(
+                "state variables become C globals of the same name (LANGUAGE.md §4.3); rename it",
+            ),
         ));
     }
     Ok(())
@@ -442,7 +444,7 @@ fn assemble(
     generated: &handler::Generated,
     function: &str,
     draws: Draws,
-) -> Result<String, Diagnostic> {
+) -> Result<String, Box<Diagnostic>> {
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -464,8 +466,10 @@ fn assemble(
             Storage::Global(scalar) => {
                 let value = &initial.vars[&var.name];
                 let bytes = scalar.encode(value).map_err(|err| {
-                    Diagnostic::new(Code::NoExactInteger, var.span, err.to_string())
-                        .with_label("initial value")
+                    Box::new(
+                        Diagnostic::new(Code::NoExactInteger, var.span, err.to_string())
+                            .with_label("initial value"),
+                    )
                 })?;
                 let raw = raw_value(scalar, &bytes);
                 let init = if raw == "0" {

@@ -17,6 +17,9 @@ use aya::programs::{ProgramError, Xdp};
 /// Set to `1` to turn a missing kernel capability into an error instead of a skipped step.
 pub const REQUIRE_KERNEL_ENV: &str = "SIMPLEBPF_REQUIRE_KERNEL";
 
+/// Raw (key, value) bytes of map entries.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     #[error("the kernel verifier rejected the program")]
@@ -193,7 +196,7 @@ impl LoadedProgram {
     }
 
     /// Every (key, value) of a hash map.
-    pub fn map_entries(&self, map: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KernelError> {
+    pub fn map_entries(&self, map: &str) -> Result<Entries, KernelError> {
         let (fd, key_size, value_size) = self.map_fd(map)?;
         let syscall = |source| KernelError::Syscall {
             what: "reading a map",

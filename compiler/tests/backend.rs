@@ -1,0 +1,97 @@
+//! The C the rules backend writes for every example (snapshots: a person reviews them), and
+//! the diagnostics for what the eBPF target cannot run exactly.
+
+use std::path::PathBuf;
+
+use simplebpf_compiler::backend::{self, Options};
+use simplebpf_dsl::render::{RenderOptions, render};
+
+fn examples() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut found = Vec::new();
+    for dir in [root.clone(), root.join("bench")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "appnet") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn options(name: &str) -> Options {
+    Options {
+        port: 9000,
+        name: name.to_string(),
+        test_hooks: false,
+    }
+}
+
+#[test]
+fn every_example_becomes_readable_c() {
+    for path in examples() {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let analysis = simplebpf_dsl::analyze(&std::fs::read_to_string(&path).unwrap());
+        let emitted = backend::emit(analysis.ir.as_ref().unwrap(), &options(&name))
+            .unwrap_or_else(|d| panic!("{name}: {d:?}"));
+        insta::assert_snapshot!(format!("c_{name}"), emitted.c_source);
+    }
+}
+
+/// Policies the eBPF target refuses, each with the reason it must give.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "denominator_grows",
+        "state:\n\tx: float\n\ninit():\n\tx = 1.0\n\nreq(rpc):\n\tx = x / 3.0\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    ),
+    (
+        "unbounded_float_add",
+        "state:\n\ttotal: float\n\ninit():\n\ttotal = 0.0\n\nreq(rpc):\n\ttotal = total + 1.0\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    ),
+    (
+        "product_of_runtime_floats",
+        "state:\n\ta: float\n\tb: float\n\ninit():\n\tpass\n\nreq(rpc):\n\tmatch a * b > 1.0:\n\t\ttrue =>\n\t\t\tb = 0.0\n\t\tfalse =>\n\t\t\ta = 0.0\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    ),
+    (
+        "effectful_resp",
+        "state:\n\tn: int\n\ninit():\n\tpass\n\nreq(rpc):\n\tsend(rpc, Down)\n\nresp(rpc):\n\tn = n + 1\n\tsend(rpc, Up)\n",
+    ),
+    (
+        "map_read_modify_write",
+        "state:\n\tseen: Map<int, int>\n\ninit():\n\tpass\n\nreq(rpc):\n\tmatch get(seen, 1):\n\t\tSome(n) =>\n\t\t\tset(seen, 1, n + 1)\n\t\tNone =>\n\t\t\tset(seen, 1, 1)\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    ),
+    (
+        "runtime_string",
+        "state:\n\tlast: string\n\ninit():\n\tpass\n\nreq(rpc):\n\tlast = 'seen'\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    ),
+    (
+        "two_draws_in_one_operator",
+        "state:\n\tpass\n\ninit():\n\tpass\n\nreq(rpc):\n\tmatch randomf(0, 1) < randomf(0, 1):\n\t\ttrue =>\n\t\t\tsend(err('x'), Up)\n\t\tfalse =>\n\t\t\tpass\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    ),
+];
+
+#[test]
+fn what_the_target_cannot_run_exactly_is_refused_with_the_reason() {
+    for (name, source) in REFUSED {
+        let analysis = simplebpf_dsl::analyze(source);
+        assert!(!analysis.has_errors(), "{name}: {:?}", analysis.diagnostics);
+        let diagnostics = match backend::emit(analysis.ir.as_ref().unwrap(), &options(name)) {
+            Ok(emitted) => panic!("{name} compiled:\n{}", emitted.c_source),
+            Err(diagnostics) => diagnostics,
+        };
+        let text: String = diagnostics
+            .iter()
+            .map(|d| {
+                render(
+                    d,
+                    &format!("{name}.appnet"),
+                    source,
+                    RenderOptions { color: false },
+                )
+            })
+            .collect();
+        insta::assert_snapshot!(format!("refused_{name}"), text);
+    }
+}
