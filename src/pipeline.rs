@@ -55,16 +55,16 @@ pub enum BuildError {
     Input { diagnostics: Vec<Diagnostic> },
     #[error(transparent)]
     Clang(#[from] ClangError),
-    #[error("the compiled object cannot be read: {0}")]
+    #[error("the compiled object cannot be read")]
     Object(#[from] ObjectError),
     #[error("the kernel verifier rejected the generated program")]
     Verifier { log: String },
-    #[error("kernel: {0}")]
+    #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error("the policy's initial state cannot be written into the program: {0}")]
+    #[error("the policy's initial state cannot be written into the program")]
     State(#[from] StateError),
-    #[error("cannot use a scratch directory: {0}")]
-    Scratch(io::Error),
+    #[error("cannot use a scratch directory")]
+    Scratch(#[source] io::Error),
 }
 
 /// Everything a build produced, in memory.

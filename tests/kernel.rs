@@ -339,3 +339,59 @@ fn the_token_bucket_stays_within_its_bounds_under_concurrent_load() {
     assert!(samples > 0);
     eprintln!("token bucket: {samples} samples within [0, {limit}], final {tokens}");
 }
+
+/// Without the capability to load programs, `build` says so in one line and reports static
+/// numbers; `SIMPLEBPF_REQUIRE_KERNEL=1` turns that into an error. Runs the binary as
+/// `nobody` through `setpriv`, so it needs root itself.
+#[test]
+fn without_the_capability_build_says_so_and_continues_unless_required() {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            !kernel::kernel_required(),
+            "this test must run as root under SIMPLEBPF_REQUIRE_KERNEL=1"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let policy = common::root().join("examples/fault.appnet");
+    let run = |require: bool, out: &str| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_simplebpf"))
+            .args(["build", policy.to_str().unwrap(), "-o"])
+            .arg(dir.path().join(out));
+        command.env_remove(kernel::REQUIRE_KERNEL_ENV);
+        if require {
+            command.env(kernel::REQUIRE_KERNEL_ENV, "1");
+        }
+        command.output().expect("setpriv runs")
+    };
+    let relaxed = run(false, "relaxed");
+    assert_eq!(
+        relaxed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&relaxed.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&relaxed.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("not allowed to load BPF programs"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&relaxed.stdout).contains("not run"));
+    assert!(dir.path().join("relaxed/fault.bpf.o").is_file());
+
+    let strict = run(true, "strict");
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(!dir.path().join("strict").exists());
+}
