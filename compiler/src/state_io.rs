@@ -84,13 +84,13 @@ pub fn write_state(
     Ok(())
 }
 
-fn patch_global(
+/// The bytes of `name` inside its section, the section read from the kernel once per batch.
+fn global_slot<'s>(
     loaded: &LoadedProgram,
     object: &BpfObject,
-    sections: &mut BTreeMap<String, Vec<u8>>,
+    sections: &'s mut BTreeMap<String, Vec<u8>>,
     name: &str,
-    bytes: &[u8],
-) -> Result<(), StateError> {
+) -> Result<&'s mut [u8], StateError> {
     let global = object
         .global(name)
         .ok_or_else(|| StateError::NoGlobal(name.to_string()))?;
@@ -101,11 +101,21 @@ fn patch_global(
         );
     }
     let section = sections.get_mut(&global.section).expect("inserted above");
-    let start = global.offset as usize;
-    let len = bytes.len().min(global.size as usize);
-    if let Some(slot) = section.get_mut(start..start + len) {
-        slot.copy_from_slice(&bytes[..len]);
-    }
+    let start = (global.offset as usize).min(section.len());
+    let end = (start + global.size as usize).min(section.len());
+    Ok(&mut section[start..end])
+}
+
+fn patch_global(
+    loaded: &LoadedProgram,
+    object: &BpfObject,
+    sections: &mut BTreeMap<String, Vec<u8>>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StateError> {
+    let slot = global_slot(loaded, object, sections, name)?;
+    let len = bytes.len().min(slot.len());
+    slot[..len].copy_from_slice(&bytes[..len]);
     Ok(())
 }
 
@@ -115,21 +125,7 @@ fn read_global(
     sections: &mut BTreeMap<String, Vec<u8>>,
     name: &str,
 ) -> Result<Vec<u8>, StateError> {
-    let global = object
-        .global(name)
-        .ok_or_else(|| StateError::NoGlobal(name.to_string()))?;
-    if !sections.contains_key(&global.section) {
-        sections.insert(
-            global.section.clone(),
-            loaded.read_section(&global.section)?,
-        );
-    }
-    let section = &sections[&global.section];
-    let start = global.offset as usize;
-    Ok(section
-        .get(start..start + global.size as usize)
-        .unwrap_or_default()
-        .to_vec())
+    Ok(global_slot(loaded, object, sections, name)?.to_vec())
 }
 
 /// The policy state the program holds now; folded variables keep their constant value.

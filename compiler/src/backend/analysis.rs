@@ -362,7 +362,8 @@ pub fn sharing(program: &Program, handler: &Handler, stored: &dyn Fn(StateId) ->
     sharing
 }
 
-fn stmt_span(stmt: &Stmt) -> Span {
+/// Where a statement is, for diagnostics about it.
+pub fn stmt_span(stmt: &Stmt) -> Span {
     match stmt {
         Stmt::Assign { span, .. }
         | Stmt::Unpack { span, .. }

@@ -66,7 +66,12 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
     let initial = interp::load(program, &[], 0).map_err(|err| {
         vec![Diagnostic::new(
             Code::TargetUnsupported,
-            program.init.body.first().map(stmt_span).unwrap_or_default(),
+            program
+                .init
+                .body
+                .first()
+                .map(analysis::stmt_span)
+                .unwrap_or_default(),
             format!("init cannot run at build time: {err}"),
         )]
     })?;
@@ -81,7 +86,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
             diagnostics.push(*diagnostic);
             continue;
         }
-        match choose_storage(&var.ty, value, constant) {
+        match choose_storage(&var.ty, value, constant, var.capacity) {
             Ok(chosen) => storage.push(chosen),
             Err(what) => {
                 diagnostics.push(
@@ -267,7 +272,7 @@ fn check_resp(program: &Program, diagnostics: &mut Vec<Diagnostic>) {
             diagnostics.push(
                 Diagnostic::new(
                     Code::TargetUnsupported,
-                    stmt_span(stmt),
+                    analysis::stmt_span(stmt),
                     "a resp handler that does more than forward the response is not supported on the eBPF target yet",
                 )
                 .with_label("resp has an effect here")
@@ -278,30 +283,12 @@ fn check_resp(program: &Program, diagnostics: &mut Vec<Diagnostic>) {
     }
 }
 
-fn stmt_span(stmt: &Stmt) -> simplebpf_dsl::Span {
-    let mut span = None;
-    analysis::walk_block(&vec![stmt.clone()], &mut |s| {
-        if span.is_none() {
-            span = Some(match s {
-                Stmt::Assign { span, .. }
-                | Stmt::Unpack { span, .. }
-                | Stmt::MapSet { span, .. }
-                | Stmt::MapDelete { span, .. }
-                | Stmt::VecAppend { span, .. }
-                | Stmt::Send { span, .. }
-                | Stmt::Opaque { span, .. } => *span,
-                Stmt::Eval { value } => value.span,
-                Stmt::If { cond, .. } => cond.span,
-                Stmt::Switch { scrutinee, .. } | Stmt::MatchOption { scrutinee, .. } => {
-                    scrutinee.span
-                }
-            });
-        }
-    });
-    span.unwrap_or_default()
-}
-
-fn choose_storage(ty: &Type, value: Value, constant: bool) -> Result<Storage, String> {
+fn choose_storage(
+    ty: &Type,
+    value: Value,
+    constant: bool,
+    capacity: Option<u64>,
+) -> Result<Storage, String> {
     if constant {
         return Ok(Storage::Folded(value));
     }
@@ -315,7 +302,7 @@ fn choose_storage(ty: &Type, value: Value, constant: bool) -> Result<Storage, St
             Ok(Storage::HashMap {
                 key: scalar(k),
                 value: scalar(v),
-                capacity: 0,
+                capacity: capacity.unwrap_or(simplebpf_dsl::ir::DEFAULT_MAP_CAPACITY),
             })
         }
         Type::Vec(e) if is_scalar(e) => Ok(Storage::RingBuf { element: scalar(e) }),
