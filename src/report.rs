@@ -174,3 +174,18 @@ pub fn table(rows: &[(String, usize, Option<&KernelNumbers>)]) -> String {
     }
     out
 }
+
+/// How many lines of the verifier's log to show; the whole log is long and its end says why.
+const LOG_TAIL: usize = 25;
+
+/// The end of a verifier log, with a header saying how much of it is shown.
+pub fn verifier_log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    format!(
+        "--- verifier log (last {} of {} lines) ---\n{}",
+        tail.len(),
+        lines.len(),
+        tail.join("\n")
+    )
+}

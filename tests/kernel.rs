@@ -249,6 +249,32 @@ fn stats_of_a_hand_written_object_match_bpftool() {
     eprintln!("stats {stats}\nbpftool: xlated {xlated} B, jited {jited} B");
 }
 
+#[test]
+fn stats_shows_the_verifier_log_of_an_object_it_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let source =
+        std::fs::read_to_string(common::root().join("tests/xdp/rejected_unchecked_read.c"))
+            .unwrap();
+    let elf = clang::compile(&source, dir.path(), &ClangOptions::default()).unwrap();
+    let object = dir.path().join("rejected.o");
+    std::fs::write(&object, elf).unwrap();
+    let output = simplebpf(&["stats", object.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() == Some(0) {
+        assert!(
+            !kernel::kernel_required() && stderr.contains("not allowed"),
+            "{stderr}"
+        );
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("verifier rejected") && stderr.contains("--- verifier log"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid access to packet"), "{stderr}");
+}
+
 /// Runs the program on `threads` CPUs at once, `repeat` times each.
 fn hammer(loaded: &kernel::LoadedProgram, packet: &[u8], threads: usize, repeat: u32) {
     std::thread::scope(|scope| {

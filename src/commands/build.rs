@@ -30,9 +30,6 @@ pub struct BuildArgs {
     pub format: Format,
 }
 
-/// How many lines of the verifier's log to show; the whole log is long and its end says why.
-const LOG_TAIL: usize = 25;
-
 pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
     let file = SourceFile::read(&args.policy)?;
     let name = policy_name(&args.policy);
@@ -52,19 +49,15 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::InputErrors);
         }
         Err(BuildError::Verifier { log }) => {
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
             match args.format {
                 Format::Json => println!(
                     "{}",
                     serde_json::json!({ "error": "verifier", "verifier": { "accepted": false, "log": log } })
                 ),
                 Format::Text => eprintln!(
-                    "error: the kernel verifier rejected the program generated for {}; nothing was written\n--- verifier log (last {} of {} lines) ---\n{}",
+                    "error: the kernel verifier rejected the program generated for {}; nothing was written\n{}",
                     file.name(),
-                    tail.len(),
-                    lines.len(),
-                    tail.join("\n")
+                    report::verifier_log_tail(&log)
                 ),
             }
             return Ok(Outcome::InputErrors);

@@ -37,11 +37,10 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<Outcome> {
     let numbers = match LoadedProgram::load(&elf) {
         Ok(loaded) => Some(measure::measure(&loaded, args.port)?),
         Err(KernelError::Rejected { log }) => {
-            let lines: Vec<&str> = log.lines().collect();
             eprintln!(
                 "error: the kernel verifier rejected {}\n{}",
                 args.object.display(),
-                lines[lines.len().saturating_sub(25)..].join("\n")
+                report::verifier_log_tail(&log)
             );
             return Ok(Outcome::InputErrors);
         }
