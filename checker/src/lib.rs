@@ -1,3 +1,14 @@
-//! Z3 equivalence checker: proves BPF bytecode does what a policy's IR says, or gives a counterexample.
-//!
-//! Not built yet: see the project's issues and `docs/design.md`.
+//! Z3 equivalence checker: proves BPF bytecode does what a policy's IR says, or gives a
+//! counterexample (LANGUAGE.md §4.6). It reads only the IR and the BPF program model, so it
+//! checks any object that follows the layout contract of §4.3: ours, an LLM's, or a
+//! hand-written one.
+
+pub mod contract;
+pub mod filter;
+pub mod policy;
+pub mod query;
+pub mod symexec;
+pub mod verdict;
+
+pub use query::{Options, assumptions, check};
+pub use verdict::{Counterexample, Verdict};

@@ -1,0 +1,710 @@
+//! The IR's `req` handler encoded over the shared inputs with the exact semantics of
+//! LANGUAGE.md §3: integers as 64-bit vectors (they wrap), floats as exact rationals — a wide
+//! signed numerator over a constant denominator — and every effect guarded by the condition
+//! under which it happens (no path enumeration: one term per observable).
+
+use std::collections::BTreeMap;
+
+use num_bigint::BigInt;
+use num_integer::Integer;
+use num_rational::BigRational;
+use num_traits::{One, Signed, Zero};
+use simplebpf_dsl::interp::Value;
+use simplebpf_dsl::ir::{
+    Action, ArithOp, Block, CmpOp, Expr, ExprKind, Handler, MinMax, Place as IrPlace, Program,
+    StateId, Stmt, Type, VecRef,
+};
+use z3::ast::{Array, Ast, BV, Bool};
+
+use crate::contract::{Place, VarPlace};
+use crate::symexec::Inputs;
+
+/// Width of float numerators: wide enough that products of 64-bit values with scales and
+/// denominators below 2^62 never wrap.
+pub const WIDE: u32 = 256;
+
+#[derive(Debug, Clone)]
+pub enum Sym {
+    /// `int`, `uint` or `Instant` (64 bits) with its type.
+    Bits(BV, Type),
+    Bool(Bool),
+    /// `num / den`, `den > 0`.
+    Float {
+        num: BV,
+        den: BigInt,
+    },
+    Str(String),
+    Opt {
+        some: Bool,
+        value: Box<Sym>,
+    },
+}
+
+/// What the policy does, as terms over the inputs.
+#[derive(Debug, Clone)]
+pub struct PolicyOutcome {
+    pub drop: Bool,
+    /// Final value of every state variable (by index); maps as their arrays.
+    pub vars: Vec<Option<Sym>>,
+    pub maps: BTreeMap<String, (Array, Array)>,
+    /// `(when, vector, value)` of each append, in program order.
+    pub records: Vec<(Bool, String, Sym)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+struct Enc<'a> {
+    program: &'a Program,
+    places: &'a [VarPlace],
+    inputs: &'a Inputs,
+    payload_len: BV,
+    vars: Vec<Option<Sym>>,
+    maps: BTreeMap<String, (Array, Array)>,
+    locals: Vec<Option<Sym>>,
+    done: Bool,
+    drop: Bool,
+    draw: BV,
+    records: Vec<(Bool, String, Sym)>,
+}
+
+pub fn wide(value: &BigInt) -> BV {
+    BV::from_str(WIDE, &value.mod_floor(&(BigInt::one() << WIDE)).to_string()).expect("a decimal")
+}
+
+fn big(value: impl Into<BigInt>) -> BV {
+    wide(&value.into())
+}
+
+/// The stored bytes of a variable in the pre-state (little endian).
+pub fn read_global(
+    sections: &BTreeMap<String, Array>,
+    section: &str,
+    offset: u64,
+    size: u32,
+) -> BV {
+    let array = &sections[section];
+    (0..u64::from(size))
+        .map(|i| {
+            array
+                .select(&BV::from_u64(offset + i, 64))
+                .as_bv()
+                .expect("a byte")
+        })
+        .rev()
+        .reduce(|acc, b| acc.concat(&b))
+        .expect("at least one byte")
+}
+
+/// The value a stored scalar of type `ty` (scale for floats) means.
+pub fn decode(raw: &BV, ty: &Type, scale: Option<&BigInt>) -> Sym {
+    match ty {
+        Type::Bool => Sym::Bool(raw.eq(BV::from_u64(0, raw.get_size())).not()),
+        Type::Float => Sym::Float {
+            num: raw.sign_ext(WIDE - raw.get_size()),
+            den: scale.cloned().unwrap_or_else(BigInt::one),
+        },
+        ty => Sym::Bits(raw.clone(), ty.clone()),
+    }
+}
+
+/// A build-time value as a term.
+pub fn constant(value: &Value) -> Result<Sym, Unsupported> {
+    Ok(match value {
+        Value::Int(v) => Sym::Bits(BV::from_i64(*v, 64), Type::Int),
+        Value::Uint(v) => Sym::Bits(BV::from_u64(*v, 64), Type::Uint),
+        Value::Instant(v) => Sym::Bits(BV::from_u64(*v, 64), Type::Instant),
+        Value::Bool(v) => Sym::Bool(Bool::from_bool(*v)),
+        Value::Float(v) => Sym::Float {
+            num: wide(v.numer()),
+            den: v.denom().clone(),
+        },
+        Value::Str(s) => Sym::Str(s.clone()),
+        Value::Option(None) => Sym::Opt {
+            some: Bool::from_bool(false),
+            value: Box::new(Sym::Bool(Bool::from_bool(false))),
+        },
+        Value::Option(Some(v)) => Sym::Opt {
+            some: Bool::from_bool(true),
+            value: Box::new(constant(v)?),
+        },
+        other => return Err(Unsupported(format!("the constant {other}"))),
+    })
+}
+
+/// `ite(c, a, b)` for two values of one type.
+pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
+    Ok(match (a, b) {
+        (Sym::Bits(x, t), Sym::Bits(y, _)) => Sym::Bits(c.ite(x, y), t.clone()),
+        (Sym::Bool(x), Sym::Bool(y)) => Sym::Bool(c.ite(x, y)),
+        (Sym::Float { num: x, den: dx }, Sym::Float { num: y, den: dy }) => {
+            let den = dx.lcm(dy);
+            let x = x.bvmul(wide(&(&den / dx)));
+            let y = y.bvmul(wide(&(&den / dy)));
+            Sym::Float {
+                num: c.ite(&x, &y),
+                den,
+            }
+        }
+        (Sym::Str(x), Sym::Str(y)) if x == y => Sym::Str(x.clone()),
+        (
+            Sym::Opt {
+                some: s1,
+                value: v1,
+            },
+            Sym::Opt {
+                some: s2,
+                value: v2,
+            },
+        ) => Sym::Opt {
+            some: c.ite(s1, s2),
+            value: Box::new(merge(c, v1, v2)?),
+        },
+        _ => {
+            return Err(Unsupported(
+                "two different strings or shapes on two paths".to_string(),
+            ));
+        }
+    })
+}
+
+fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
+    // a/da op b/db  ⇔  a·db op b·da  (denominators are positive).
+    let x = a.0.bvmul(wide(b.1));
+    let y = b.0.bvmul(wide(a.1));
+    match op {
+        CmpOp::Eq => x.eq(&y),
+        CmpOp::Ne => x.eq(&y).not(),
+        CmpOp::Lt => x.bvslt(&y),
+        CmpOp::Le => x.bvsle(&y),
+        CmpOp::Gt => x.bvsgt(&y),
+        CmpOp::Ge => x.bvsge(&y),
+    }
+}
+
+pub fn encode(
+    program: &Program,
+    places: &[VarPlace],
+    inputs: &Inputs,
+    payload_len: &BV,
+) -> Result<PolicyOutcome, Unsupported> {
+    let mut vars = Vec::new();
+    let mut maps = BTreeMap::new();
+    for var in places {
+        let value = match &var.place {
+            Place::Constant(Value::Map(_)) | Place::Constant(Value::Vec(_)) => None,
+            Place::Constant(v) => Some(constant(v)?),
+            Place::Global {
+                section,
+                offset,
+                size,
+            } => {
+                let raw = read_global(&inputs.sections, section, *offset, *size);
+                Some(decode(&raw, &var.ty, var.scale.as_ref()))
+            }
+            Place::HashMap { map } => {
+                let state = &inputs.maps[map];
+                maps.insert(map.clone(), (state.present.clone(), state.values.clone()));
+                None
+            }
+            Place::RingBuf { len, .. } => match len.as_ref() {
+                Place::Global {
+                    section,
+                    offset,
+                    size,
+                } => Some(Sym::Bits(
+                    read_global(&inputs.sections, section, *offset, *size),
+                    Type::Uint,
+                )),
+                _ => None,
+            },
+        };
+        vars.push(value);
+    }
+    let handler: &Handler = &program.req;
+    let mut enc = Enc {
+        program,
+        places,
+        inputs,
+        payload_len: payload_len.clone(),
+        vars,
+        maps,
+        locals: handler.locals.iter().map(|l| zero(&l.ty)).collect(),
+        done: Bool::from_bool(false),
+        drop: Bool::from_bool(false),
+        draw: BV::from_u64(0, 8),
+        records: Vec::new(),
+    };
+    enc.block(&handler.body, &Bool::from_bool(true))?;
+    Ok(PolicyOutcome {
+        drop: enc.drop,
+        vars: enc.vars,
+        maps: enc.maps,
+        records: enc.records,
+    })
+}
+
+fn zero(ty: &Type) -> Option<Sym> {
+    constant(&Value::zero(ty)).ok()
+}
+
+impl Enc<'_> {
+    fn block(&mut self, block: &Block, guard: &Bool) -> Result<(), Unsupported> {
+        for stmt in block {
+            self.stmt(stmt, guard)?;
+        }
+        Ok(())
+    }
+
+    fn live(&self, guard: &Bool) -> Bool {
+        Bool::and(&[guard.clone(), self.done.not()])
+    }
+
+    fn stmt(&mut self, stmt: &Stmt, guard: &Bool) -> Result<(), Unsupported> {
+        let live = self.live(guard);
+        match stmt {
+            Stmt::Assign { place, value, .. } => {
+                let v = self.expr(value, &live)?;
+                let slot = match place {
+                    IrPlace::State(id) => &mut self.vars[id.0 as usize],
+                    IrPlace::Local(id) => &mut self.locals[id.0 as usize],
+                };
+                *slot = Some(match slot.as_ref() {
+                    Some(old) => merge(&live, &v, old)?,
+                    None => v,
+                });
+            }
+            Stmt::If {
+                cond,
+                then_block,
+                else_block,
+            } => {
+                let c = self.boolean(cond, &live)?;
+                self.block(then_block, &Bool::and(&[live.clone(), c.clone()]))?;
+                self.block(else_block, &Bool::and(&[live, c.not()]))?;
+            }
+            Stmt::Switch {
+                scrutinee,
+                cases,
+                default,
+            } => {
+                let s = self.expr(scrutinee, &live)?;
+                let mut matched = Bool::from_bool(false);
+                for (c, block) in cases {
+                    let hit = equals(&s, &constant(&Value::from_const(c))?)?;
+                    let take = Bool::and(&[live.clone(), matched.not(), hit.clone()]);
+                    matched = Bool::or(&[matched, hit]);
+                    self.block(block, &take)?;
+                }
+                if let Some(block) = default {
+                    self.block(block, &Bool::and(&[live, matched.not()]))?;
+                }
+            }
+            Stmt::MatchOption {
+                scrutinee,
+                binding,
+                some_block,
+                none_block,
+            } => {
+                let Sym::Opt { some, value } = self.expr(scrutinee, &live)? else {
+                    return Err(Unsupported(
+                        "a match on a value that is not optional".to_string(),
+                    ));
+                };
+                let on_some = Bool::and(&[live.clone(), some.clone()]);
+                if let Some(id) = binding {
+                    let slot = &mut self.locals[id.0 as usize];
+                    *slot = Some(match slot.as_ref() {
+                        Some(old) => merge(&on_some, &value, old)?,
+                        None => *value,
+                    });
+                }
+                self.block(some_block, &on_some)?;
+                self.block(none_block, &Bool::and(&[live, some.not()]))?;
+            }
+            Stmt::Send { action, .. } => {
+                let drop = matches!(action, Action::Reject { .. });
+                self.drop = live.ite(&Bool::from_bool(drop), &self.drop);
+                self.done = Bool::or(&[self.done.clone(), live]);
+            }
+            Stmt::Eval { value } => {
+                self.expr(value, &live)?;
+            }
+            Stmt::MapSet {
+                map, key, value, ..
+            } => {
+                let (k, v) = (self.expr(key, &live)?, self.expr(value, &live)?);
+                let (name, key_bits, value_bits, scale) = self.map_shape(*map)?;
+                let (present, values) = self.maps[&name].clone();
+                let k = encode_scalar(&k, key_bits, None)?;
+                let v = encode_scalar(&v, value_bits, scale.as_ref())?;
+                let present2 = present.store(&k, &Bool::from_bool(true));
+                let values2 = values.store(&k, &v);
+                self.maps.insert(
+                    name,
+                    (live.ite(&present2, &present), live.ite(&values2, &values)),
+                );
+            }
+            Stmt::MapDelete { map, key, .. } => {
+                let k = self.expr(key, &live)?;
+                let (name, key_bits, _, _) = self.map_shape(*map)?;
+                let (present, values) = self.maps[&name].clone();
+                let k = encode_scalar(&k, key_bits, None)?;
+                let present2 = present.store(&k, &Bool::from_bool(false));
+                self.maps
+                    .insert(name, (live.ite(&present2, &present), values));
+            }
+            Stmt::VecAppend { vec, value, .. } => {
+                let VecRef::State(id) = vec else {
+                    return Err(Unsupported(
+                        "appending to a vector held in a local".to_string(),
+                    ));
+                };
+                let v = self.expr(value, &live)?;
+                let name = self.program.state_var(*id).name.clone();
+                self.records.push((live.clone(), name, v));
+                if let Some(Sym::Bits(len, t)) = &self.vars[id.0 as usize] {
+                    let next = len.bvadd(BV::from_u64(1, 64));
+                    self.vars[id.0 as usize] = Some(Sym::Bits(live.ite(&next, len), t.clone()));
+                }
+            }
+            Stmt::Unpack { .. } => return Err(Unsupported("unpacking a pair".to_string())),
+            Stmt::Opaque { feature, .. } => return Err(Unsupported(feature.construct.clone())),
+        }
+        Ok(())
+    }
+
+    fn map_shape(&self, id: StateId) -> Result<(String, u32, u32, Option<BigInt>), Unsupported> {
+        let var = &self.places[id.0 as usize];
+        let Place::HashMap { map } = &var.place else {
+            return Err(Unsupported(format!(
+                "writing the constant map `{}`",
+                var.name
+            )));
+        };
+        let state = &self.inputs.maps[map];
+        Ok((
+            map.clone(),
+            state.key_bits,
+            state.value_bits,
+            var.scale.clone(),
+        ))
+    }
+
+    fn boolean(&mut self, expr: &Expr, live: &Bool) -> Result<Bool, Unsupported> {
+        match self.expr(expr, live)? {
+            Sym::Bool(b) => Ok(b),
+            _ => Err(Unsupported("a condition that is not a bool".to_string())),
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr, live: &Bool) -> Result<Sym, Unsupported> {
+        Ok(match &expr.kind {
+            ExprKind::Const(c) => constant(&Value::from_const(c))?,
+            ExprKind::State(id) => self.vars[id.0 as usize].clone().ok_or_else(|| {
+                Unsupported(format!(
+                    "reading `{}` as a whole",
+                    self.program.state_var(*id).name
+                ))
+            })?,
+            ExprKind::Local(id) => self.locals[id.0 as usize]
+                .clone()
+                .ok_or_else(|| Unsupported("a local of this type".to_string()))?,
+            ExprKind::Arith { op, lhs, rhs } => {
+                let a = self.expr(lhs, live)?;
+                let b = self.expr(rhs, live)?;
+                arith(*op, a, b)?
+            }
+            ExprKind::Compare { op, lhs, rhs } => {
+                let a = self.expr(lhs, live)?;
+                let b = self.expr(rhs, live)?;
+                Sym::Bool(compare(*op, &a, &b)?)
+            }
+            ExprKind::And(lhs, rhs) => {
+                let a = self.boolean(lhs, live)?;
+                let b = self.boolean(rhs, &Bool::and(&[live.clone(), a.clone()]))?;
+                Sym::Bool(Bool::and(&[a, b]))
+            }
+            ExprKind::Or(lhs, rhs) => {
+                let a = self.boolean(lhs, live)?;
+                let b = self.boolean(rhs, &Bool::and(&[live.clone(), a.not()]))?;
+                Sym::Bool(Bool::or(&[a, b]))
+            }
+            ExprKind::MinMax { op, lhs, rhs } => {
+                let a = self.expr(lhs, live)?;
+                let b = self.expr(rhs, live)?;
+                let pick_a = compare(
+                    if *op == MinMax::Min {
+                        CmpOp::Le
+                    } else {
+                        CmpOp::Ge
+                    },
+                    &a,
+                    &b,
+                )?;
+                merge(&pick_a, &a, &b)?
+            }
+            ExprKind::ToFloat(inner) => match self.expr(inner, live)? {
+                Sym::Bits(v, Type::Uint) => Sym::Float {
+                    num: v.zero_ext(WIDE - 64),
+                    den: BigInt::one(),
+                },
+                Sym::Bits(v, _) => Sym::Float {
+                    num: v.sign_ext(WIDE - 64),
+                    den: BigInt::one(),
+                },
+                _ => return Err(Unsupported("this conversion".to_string())),
+            },
+            ExprKind::InstantSeconds(inner) => match self.expr(inner, live)? {
+                Sym::Bits(v, _) => Sym::Float {
+                    num: v.zero_ext(WIDE - 64),
+                    den: BigInt::from(1_000_000_000u64),
+                },
+                _ => return Err(Unsupported("this conversion".to_string())),
+            },
+            ExprKind::Randomf { lo, hi } => {
+                let lo = self.expr(lo, live)?;
+                let hi = self.expr(hi, live)?;
+                let u = self
+                    .inputs
+                    .draws
+                    .select(&self.draw)
+                    .as_bv()
+                    .expect("a draw");
+                self.draw = live.ite(&self.draw.bvadd(BV::from_u64(1, 8)), &self.draw);
+                let fraction = Sym::Float {
+                    num: u.zero_ext(WIDE - 32),
+                    den: BigInt::one() << 32,
+                };
+                let span = arith(ArithOp::Sub, hi, lo.clone())?;
+                arith(ArithOp::Add, lo, arith(ArithOp::Mul, span, fraction)?)?
+            }
+            ExprKind::Now => Sym::Bits(self.inputs.now.clone(), Type::Instant),
+            ExprKind::TimeDiff(a, b) => {
+                let (Sym::Bits(a, _), Sym::Bits(b, _)) = (self.expr(a, live)?, self.expr(b, live)?)
+                else {
+                    return Err(Unsupported("time_diff of these values".to_string()));
+                };
+                Sym::Float {
+                    num: a.zero_ext(WIDE - 64).bvsub(b.zero_ext(WIDE - 64)),
+                    den: BigInt::from(1_000_000_000u64),
+                }
+            }
+            ExprKind::MapGet { map, key } => {
+                let k = self.expr(key, live)?;
+                self.map_get(*map, &k)?
+            }
+            ExprKind::PayloadLen => Sym::Bits(self.payload_len.clone(), Type::Int),
+            ExprKind::VecSize(VecRef::State(id)) => match &self.vars[id.0 as usize] {
+                Some(Sym::Bits(v, _)) => Sym::Bits(v.clone(), Type::Int),
+                _ => match &self.places[id.0 as usize].place {
+                    Place::Constant(Value::Vec(n)) => Sym::Bits(BV::from_u64(*n, 64), Type::Int),
+                    _ => return Err(Unsupported("this vector".to_string())),
+                },
+            },
+            ExprKind::VecSize(VecRef::Local(_)) => {
+                return Err(Unsupported("a vector in a local".to_string()));
+            }
+            ExprKind::Pair(..) => return Err(Unsupported("a pair".to_string())),
+            ExprKind::Opaque { feature, .. } => return Err(Unsupported(feature.construct.clone())),
+        })
+    }
+
+    fn map_get(&mut self, map: StateId, key: &Sym) -> Result<Sym, Unsupported> {
+        let var = &self.places[map.0 as usize];
+        match &var.place {
+            Place::Constant(Value::Map(entries)) => {
+                let value_ty = match &var.ty {
+                    Type::Map(_, v) => (**v).clone(),
+                    _ => return Err(Unsupported("a map of unknown type".to_string())),
+                };
+                let mut some = Bool::from_bool(false);
+                let mut value = zero(&value_ty)
+                    .ok_or_else(|| Unsupported("a map value of this type".to_string()))?;
+                for (k, v) in entries {
+                    let hit = equals(key, &constant(k)?)?;
+                    value = merge(&hit, &constant(v)?, &value)?;
+                    some = Bool::or(&[some, hit]);
+                }
+                Ok(Sym::Opt {
+                    some,
+                    value: Box::new(value),
+                })
+            }
+            Place::HashMap { map: name } => {
+                let (key_ty, value_ty) = match &var.ty {
+                    Type::Map(k, v) => ((**k).clone(), (**v).clone()),
+                    _ => return Err(Unsupported("a map of unknown type".to_string())),
+                };
+                let _ = key_ty;
+                let state = &self.inputs.maps[name];
+                let k = encode_scalar(key, state.key_bits, None)?;
+                let (present, values) = &self.maps[name];
+                let some = present.select(&k).as_bool().expect("a presence bit");
+                let raw = values.select(&k).as_bv().expect("a value");
+                Ok(Sym::Opt {
+                    some,
+                    value: Box::new(decode(&raw, &value_ty, var.scale.as_ref())),
+                })
+            }
+            _ => Err(Unsupported(format!("reading the map `{}`", var.name))),
+        }
+    }
+}
+
+/// A scalar as the program stores it (`bits` wide, floats at `scale`); exact only when the
+/// value is representable, which the caller's comparison of observables decides.
+pub fn encode_scalar(value: &Sym, bits: u32, scale: Option<&BigInt>) -> Result<BV, Unsupported> {
+    Ok(match value {
+        Sym::Bits(v, _) => fit(v, bits),
+        Sym::Bool(b) => b.ite(&BV::from_u64(1, bits), &BV::from_u64(0, bits)),
+        Sym::Float { num, den } => {
+            let scale = scale.cloned().unwrap_or_else(BigInt::one);
+            // num·scale/den, truncated; whether it is exact is checked where it matters.
+            let scaled = num.bvmul(wide(&scale)).bvsdiv(wide(den));
+            scaled.extract(bits - 1, 0)
+        }
+        _ => return Err(Unsupported("storing this value in a map".to_string())),
+    })
+}
+
+fn fit(v: &BV, bits: u32) -> BV {
+    let size = v.get_size();
+    if size == bits {
+        v.clone()
+    } else if size > bits {
+        v.extract(bits - 1, 0)
+    } else {
+        v.zero_ext(bits - size)
+    }
+}
+
+fn equals(a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
+    compare(CmpOp::Eq, a, b)
+}
+
+fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
+    Ok(match (a, b) {
+        (Sym::Bits(x, t), Sym::Bits(y, _)) => {
+            let signed = *t == Type::Int;
+            match op {
+                CmpOp::Eq => x.eq(y),
+                CmpOp::Ne => x.eq(y).not(),
+                CmpOp::Lt if signed => x.bvslt(y),
+                CmpOp::Le if signed => x.bvsle(y),
+                CmpOp::Gt if signed => x.bvsgt(y),
+                CmpOp::Ge if signed => x.bvsge(y),
+                CmpOp::Lt => x.bvult(y),
+                CmpOp::Le => x.bvule(y),
+                CmpOp::Gt => x.bvugt(y),
+                CmpOp::Ge => x.bvuge(y),
+            }
+        }
+        (Sym::Bool(x), Sym::Bool(y)) => match op {
+            CmpOp::Eq => x.eq(y),
+            CmpOp::Ne => x.eq(y).not(),
+            _ => return Err(Unsupported("ordering booleans".to_string())),
+        },
+        (Sym::Float { num: x, den: dx }, Sym::Float { num: y, den: dy }) => {
+            float_cmp((x, dx), (y, dy), op)
+        }
+        (Sym::Str(x), Sym::Str(y)) => {
+            let holds = match op {
+                CmpOp::Eq => x == y,
+                CmpOp::Ne => x != y,
+                CmpOp::Lt => x < y,
+                CmpOp::Le => x <= y,
+                CmpOp::Gt => x > y,
+                CmpOp::Ge => x >= y,
+            };
+            Bool::from_bool(holds)
+        }
+        _ => return Err(Unsupported("comparing these values".to_string())),
+    })
+}
+
+fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
+    Ok(match (a, b) {
+        (Sym::Bits(x, t), Sym::Bits(y, _)) => {
+            let zero = BV::from_u64(0, 64);
+            let v = match op {
+                ArithOp::Add => x.bvadd(&y),
+                ArithOp::Sub => x.bvsub(&y),
+                ArithOp::Mul => x.bvmul(&y),
+                ArithOp::Div if t == Type::Int => y.eq(&zero).ite(&zero, &x.bvsdiv(&y)),
+                ArithOp::Div => y.eq(&zero).ite(&zero, &x.bvudiv(&y)),
+            };
+            Sym::Bits(v, t)
+        }
+        (Sym::Float { num: x, den: dx }, Sym::Float { num: y, den: dy }) => match op {
+            ArithOp::Add | ArithOp::Sub => {
+                let den = dx.lcm(&dy);
+                let x = x.bvmul(wide(&(&den / &dx)));
+                let y = y.bvmul(wide(&(&den / &dy)));
+                Sym::Float {
+                    num: if op == ArithOp::Add {
+                        x.bvadd(&y)
+                    } else {
+                        x.bvsub(&y)
+                    },
+                    den,
+                }
+            }
+            ArithOp::Mul => Sym::Float {
+                num: x.bvmul(&y),
+                den: &dx * &dy,
+            },
+            ArithOp::Div => match constant_of(&y, &dy) {
+                Some(c) if c.is_zero() => Sym::Float {
+                    num: big(0),
+                    den: BigInt::one(),
+                },
+                Some(c) => {
+                    // x/dx ÷ n/d = x·d / (dx·n), with the sign moved into the numerator.
+                    let (n, d) = (c.numer().clone(), c.denom().clone());
+                    if n.is_negative() {
+                        Sym::Float {
+                            num: x.bvmul(wide(&-d)),
+                            den: &dx * -n,
+                        }
+                    } else {
+                        Sym::Float {
+                            num: x.bvmul(wide(&d)),
+                            den: &dx * n,
+                        }
+                    }
+                }
+                None => {
+                    return Err(Unsupported(
+                        "dividing by a float computed at run time".to_string(),
+                    ));
+                }
+            },
+        },
+        _ => return Err(Unsupported("arithmetic on these values".to_string())),
+    })
+}
+
+fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
+    let simplified = num.simplify();
+    let text = format!("{simplified}");
+    let value = parse_bv_literal(&text)?;
+    // Interpret as a signed WIDE-bit number.
+    let modulus = BigInt::one() << WIDE;
+    let value = if value >= (&modulus >> 1) {
+        value - modulus
+    } else {
+        value
+    };
+    Some(BigRational::new(value, den.clone()))
+}
+
+fn parse_bv_literal(text: &str) -> Option<BigInt> {
+    if let Some(hex) = text.strip_prefix("#x") {
+        BigInt::parse_bytes(hex.as_bytes(), 16)
+    } else if let Some(bin) = text.strip_prefix("#b") {
+        BigInt::parse_bytes(bin.as_bytes(), 2)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,302 @@
+//! The equivalence query (LANGUAGE.md §4.6): for each path of the program, "its condition
+//! holds and some observable differs from the policy's". `unsat` on every path is a proof;
+//! `sat` is a counterexample read from the model; a timeout is "unknown". The solver's answer
+//! is matched as the enum it is, never as text.
+
+use std::time::{Duration, Instant};
+
+use num_bigint::BigInt;
+use simplebpf_compiler::object_model::BpfObject;
+use simplebpf_dsl::ir::{Program, Type};
+use z3::ast::{Array, BV, Bool};
+use z3::{Params, SatResult, Solver};
+
+use crate::contract::{self, Place, VarPlace};
+use crate::filter;
+use crate::policy::{self, PolicyOutcome, Sym, WIDE, wide};
+use crate::symexec::{self, Inputs, PathEnd};
+use crate::verdict::{Counterexample, Verdict};
+
+const XDP_DROP: u64 = 1;
+const XDP_PASS: u64 = 2;
+/// Frames up to this long are considered (jumbo frames included).
+pub const MAX_PACKET: u64 = 9216;
+/// Counterexamples are first looked for among frames this short.
+const SMALL_PACKET: u64 = 128;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub port: u16,
+    pub timeout: Duration,
+}
+
+/// The assumptions every proof rests on; the report lists them.
+pub fn assumptions() -> Vec<String> {
+    vec![
+        "maps are never full (an insert always succeeds)".to_string(),
+        "time is monotonic: a stored Instant is not later than the request's time, and each later bpf_ktime_get_ns is no smaller than the one before".to_string(),
+        format!("frames are 14 to {MAX_PACKET} bytes (XDP never sees a frame without an Ethernet header)"),
+        "a state variable no handler writes holds its init value (LANGUAGE.md §4.3)".to_string(),
+        "draws are matched by order: the k-th bpf_get_prandom_u32 is the policy's k-th draw (at most 256)".to_string(),
+    ]
+}
+
+pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdict {
+    let started = Instant::now();
+    let unknown = |reason: String| Verdict::Unknown { reason };
+    let places = match contract::places(program, object) {
+        Ok(places) => places,
+        Err(reason) => return unknown(reason),
+    };
+    let prog = match object.xdp_program() {
+        Ok(p) => p,
+        Err(err) => return unknown(err.to_string()),
+    };
+    let inputs = symexec::fresh_inputs(object);
+    let paths = match symexec::execute(object, &prog.insns, &inputs) {
+        Ok(paths) => paths,
+        Err(u) => {
+            return unknown(format!("instruction {}: {}", u.pc, u.reason));
+        }
+    };
+    let (is_rpc, payload_len) = filter::rpc(&inputs.packet, &inputs.packet_len, options.port);
+    let policy = match policy::encode(program, &places, &inputs, &payload_len) {
+        Ok(p) => p,
+        Err(policy::Unsupported(what)) => {
+            return unknown(format!(
+                "the policy uses {what}, which the checker does not model"
+            ));
+        }
+    };
+    let base = base_assumptions(&inputs, &places);
+
+    let solver = Solver::new();
+    let mut params = Params::new();
+    params.set_u32(
+        "timeout",
+        options.timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+    );
+    solver.set_params(&params);
+    for path in &paths {
+        let differs = match differs(path, &policy, &places, &inputs, &is_rpc) {
+            Ok(d) => d,
+            Err(reason) => return unknown(reason),
+        };
+        solver.push();
+        for a in &base {
+            solver.assert(a);
+        }
+        for t in &path.later_times {
+            solver.assert(t.bvuge(&inputs.now));
+        }
+        solver.assert(&path.cond);
+        solver.assert(&differs);
+        let result = solver.check();
+        match result {
+            SatResult::Unsat => {}
+            SatResult::Sat => {
+                // Prefer a small frame and a time below 2^31: easier to read, and a time
+                // that fits an immediate lets the kernel replay patch it in.
+                solver.push();
+                solver.assert(inputs.packet_len.bvule(BV::from_u64(SMALL_PACKET, 64)));
+                solver.assert(inputs.now.bvult(BV::from_u64(1 << 31, 64)));
+                let small = solver.check() == SatResult::Sat;
+                let model = solver.get_model().expect("a model after sat");
+                solver.pop(1);
+                let model = if small {
+                    model
+                } else {
+                    solver.check();
+                    solver.get_model().expect("a model after sat")
+                };
+                let counterexample = Counterexample::from_model(&model, &inputs, &places, path);
+                solver.pop(1);
+                return Verdict::NotEquivalent {
+                    counterexample: Box::new(counterexample),
+                    ms: started.elapsed().as_millis(),
+                };
+            }
+            SatResult::Unknown => {
+                solver.pop(1);
+                return unknown(format!(
+                    "the solver gave no answer within {} ms",
+                    options.timeout.as_millis()
+                ));
+            }
+        }
+        solver.pop(1);
+    }
+    Verdict::Equivalent {
+        ms: started.elapsed().as_millis(),
+        paths: paths.len(),
+        assumptions: assumptions(),
+    }
+}
+
+fn base_assumptions(inputs: &Inputs, places: &[VarPlace]) -> Vec<Bool> {
+    let mut facts = vec![
+        inputs.packet_len.bvuge(BV::from_u64(14, 64)),
+        inputs.packet_len.bvule(BV::from_u64(MAX_PACKET, 64)),
+    ];
+    for var in places {
+        if var.ty == Type::Instant
+            && let Place::Global {
+                section,
+                offset,
+                size,
+            } = &var.place
+        {
+            let stored = policy::read_global(&inputs.sections, section, *offset, *size);
+            facts.push(stored.bvule(&inputs.now));
+        }
+    }
+    facts
+}
+
+/// "Some observable of this path differs from the policy's."
+fn differs(
+    path: &PathEnd,
+    policy: &PolicyOutcome,
+    places: &[VarPlace],
+    inputs: &Inputs,
+    is_rpc: &Bool,
+) -> Result<Bool, String> {
+    let mut differences = Vec::new();
+    // The action (the low 32 bits of r0 are what XDP reads).
+    let expected = Bool::and(&[is_rpc.clone(), policy.drop.clone()])
+        .ite(&BV::from_u64(XDP_DROP, 32), &BV::from_u64(XDP_PASS, 32));
+    differences.push(path.action.extract(31, 0).eq(&expected).not());
+
+    for (index, var) in places.iter().enumerate() {
+        match &var.place {
+            Place::Constant(_) => {}
+            Place::Global {
+                section,
+                offset,
+                size,
+            } => {
+                let post = policy::read_global(&path.sections, section, *offset, *size);
+                let pre = policy::read_global(&inputs.sections, section, *offset, *size);
+                let expected = policy.vars[index]
+                    .clone()
+                    .ok_or("a state value the policy lost")?;
+                let equal = stored_equals(&post, &expected, &var.ty, var.scale.as_ref());
+                // Not an RPC: nothing may change.
+                differences.push(is_rpc.ite(&equal.not(), &post.eq(&pre).not()));
+            }
+            Place::HashMap { map } => {
+                let (present, values) = policy
+                    .maps
+                    .get(map)
+                    .ok_or_else(|| format!("the policy's map `{map}` is missing"))?;
+                let (pre_present, pre_values) =
+                    (&inputs.maps[map].present, &inputs.maps[map].values);
+                let program = &path.maps[map];
+                let same_as_policy =
+                    Bool::and(&[program.present.eq(present), program.values.eq(values)]);
+                let unchanged = Bool::and(&[
+                    program.present.eq(pre_present),
+                    program.values.eq(pre_values),
+                ]);
+                differences.push(is_rpc.ite(&same_as_policy.not(), &unchanged.not()));
+            }
+            Place::RingBuf { map, len } => {
+                if let Place::Global {
+                    section,
+                    offset,
+                    size,
+                } = len.as_ref()
+                {
+                    let post = policy::read_global(&path.sections, section, *offset, *size);
+                    let pre = policy::read_global(&inputs.sections, section, *offset, *size);
+                    let expected = match &policy.vars[index] {
+                        Some(Sym::Bits(v, _)) => v.clone(),
+                        _ => return Err("a vector length the policy lost".to_string()),
+                    };
+                    differences.push(is_rpc.ite(&post.eq(&expected).not(), &post.eq(&pre).not()));
+                }
+                differences.push(records_differ(path, policy, map, var, is_rpc)?);
+            }
+        }
+    }
+    // The packet is never modified in this version.
+    differences.push(path.packet.eq(&inputs.packet).not());
+    Ok(Bool::or(&differences))
+}
+
+/// Whether a stored value (`raw`, the program's bytes) means the policy's value `expected`.
+fn stored_equals(raw: &BV, expected: &Sym, ty: &Type, scale: Option<&BigInt>) -> Bool {
+    match (ty, expected) {
+        (Type::Float, Sym::Float { num, den }) => {
+            let scale = scale.cloned().unwrap_or_else(|| BigInt::from(1));
+            // raw/scale == num/den  ⇔  raw·den == num·scale, in WIDE bits (no wrap).
+            let lhs = raw.sign_ext(WIDE - raw.get_size()).bvmul(wide(den));
+            let rhs = num.bvmul(wide(&scale));
+            lhs.eq(&rhs)
+        }
+        (Type::Bool, Sym::Bool(b)) => raw.eq(BV::from_u64(0, raw.get_size())).not().eq(b),
+        (_, Sym::Bits(v, _)) => raw.eq(v),
+        _ => Bool::from_bool(false),
+    }
+}
+
+fn records_differ(
+    path: &PathEnd,
+    policy: &PolicyOutcome,
+    map: &str,
+    var: &VarPlace,
+    is_rpc: &Bool,
+) -> Result<Bool, String> {
+    let emitted: Vec<&BV> = path
+        .records
+        .iter()
+        .filter(|(m, _)| m == map)
+        .map(|(_, b)| b)
+        .collect();
+    let appended: Vec<&(Bool, String, Sym)> = policy
+        .records
+        .iter()
+        .filter(|(_, v, _)| v == &var.name)
+        .collect();
+    let element = match &var.ty {
+        Type::Vec(e) => (**e).clone(),
+        _ => return Err(format!("`{}` is not a vector", var.name)),
+    };
+    // The count of policy appends, and each append's position among them.
+    let one = BV::from_u64(1, 16);
+    let zero = BV::from_u64(0, 16);
+    let mut position = zero.clone();
+    let mut same = Vec::new();
+    for (when, _, value) in &appended {
+        let mut matches_some = Vec::new();
+        for (j, bytes) in emitted.iter().enumerate() {
+            let here = position.eq(BV::from_u64(j as u64, 16));
+            matches_some.push(Bool::and(&[
+                here,
+                stored_equals(bytes, value, &element, var.scale.as_ref()),
+            ]));
+        }
+        same.push(when.implies(Bool::or(&matches_some)));
+        position = when.ite(&position.bvadd(&one), &position);
+    }
+    let count_matches = position.eq(BV::from_u64(emitted.len() as u64, 16));
+    let policy_ok = Bool::and(&[Bool::and(&same), count_matches]);
+    let nothing = Bool::from_bool(emitted.is_empty());
+    Ok(is_rpc.ite(&policy_ok.not(), &nothing.not()))
+}
+
+/// The bytes of the symbolic packet a model chose.
+pub fn packet_bytes(model: &z3::Model, packet: &Array, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let byte = packet
+                .select(&BV::from_u64(i as u64, 64))
+                .as_bv()
+                .expect("a byte");
+            model
+                .eval(&byte, true)
+                .and_then(|b| b.as_u64())
+                .unwrap_or(0) as u8
+        })
+        .collect()
+}
