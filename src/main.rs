@@ -50,6 +50,17 @@ enum Command {
     ///   simplebpf stats out/fault.bpf.o
     #[command(verbatim_doc_comment)]
     Stats(commands::stats::StatsArgs),
+    /// Prove that a BPF program does what a policy says, or show a counterexample.
+    ///
+    /// PROGRAM is XDP C (compiled with the pinned clang-19) or a BPF object that follows the
+    /// layout contract (state variables as globals and maps of the same names).
+    /// Exit status: 0 equivalent, 1 not equivalent (or the policy has errors), 2 usage or
+    /// environment error, 3 unknown (timeout, an instruction or helper outside the model).
+    ///
+    /// Example:
+    ///   simplebpf check examples/fault.appnet out/fault.bpf.o
+    #[command(verbatim_doc_comment)]
+    Check(commands::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,10 +70,12 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args),
         Command::Build(args) => commands::build::build(&args),
         Command::Stats(args) => commands::stats::stats(&args),
+        Command::Check(args) => commands::check::check(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::InputErrors) => ExitCode::from(1),
+        Ok(Outcome::Unknown) => ExitCode::from(commands::check::UNKNOWN),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

@@ -139,8 +139,8 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
         (Sym::Bool(x), Sym::Bool(y)) => Sym::Bool(c.ite(x, y)),
         (Sym::Float { num: x, den: dx }, Sym::Float { num: y, den: dy }) => {
             let den = dx.lcm(dy);
-            let x = x.bvmul(wide(&(&den / dx)));
-            let y = y.bvmul(wide(&(&den / dy)));
+            let x = scale_by(x, &(&den / dx));
+            let y = scale_by(y, &(&den / dy));
             Sym::Float {
                 num: c.ite(&x, &y),
                 den,
@@ -168,10 +168,21 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
     })
 }
 
+/// `x · k` for a constant `k`, without a multiplier when `k` is 1 (bit-blasted multipliers
+/// are what makes wide proofs slow, CHECKER-NOTES.md §1).
+pub fn scale_by(x: &BV, k: &BigInt) -> BV {
+    if k.is_one() {
+        x.clone()
+    } else {
+        x.bvmul(wide(k))
+    }
+}
+
 fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
-    // a/da op b/db  ⇔  a·db op b·da  (denominators are positive).
-    let x = a.0.bvmul(wide(b.1));
-    let y = b.0.bvmul(wide(a.1));
+    // a/da op b/db  ⇔  a·(db/g) op b·(da/g)  (denominators are positive, g their gcd).
+    let g = a.1.gcd(b.1);
+    let x = scale_by(a.0, &(b.1 / &g));
+    let y = scale_by(b.0, &(a.1 / &g));
     match op {
         CmpOp::Eq => x.eq(&y),
         CmpOp::Ne => x.eq(&y).not(),
@@ -639,8 +650,8 @@ fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
         (Sym::Float { num: x, den: dx }, Sym::Float { num: y, den: dy }) => match op {
             ArithOp::Add | ArithOp::Sub => {
                 let den = dx.lcm(&dy);
-                let x = x.bvmul(wide(&(&den / &dx)));
-                let y = y.bvmul(wide(&(&den / &dy)));
+                let x = scale_by(&x, &(&den / &dx));
+                let y = scale_by(&y, &(&den / &dy));
                 Sym::Float {
                     num: if op == ArithOp::Add {
                         x.bvadd(&y)
@@ -650,30 +661,20 @@ fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
                     den,
                 }
             }
-            ArithOp::Mul => Sym::Float {
-                num: x.bvmul(&y),
-                den: &dx * &dy,
+            ArithOp::Mul => match (constant_of(&x, &dx), constant_of(&y, &dy)) {
+                (Some(c), _) => times_constant(&y, &dy, &c),
+                (_, Some(c)) => times_constant(&x, &dx, &c),
+                _ => Sym::Float {
+                    num: x.bvmul(&y),
+                    den: &dx * &dy,
+                },
             },
             ArithOp::Div => match constant_of(&y, &dy) {
                 Some(c) if c.is_zero() => Sym::Float {
                     num: big(0),
                     den: BigInt::one(),
                 },
-                Some(c) => {
-                    // x/dx ÷ n/d = x·d / (dx·n), with the sign moved into the numerator.
-                    let (n, d) = (c.numer().clone(), c.denom().clone());
-                    if n.is_negative() {
-                        Sym::Float {
-                            num: x.bvmul(wide(&-d)),
-                            den: &dx * -n,
-                        }
-                    } else {
-                        Sym::Float {
-                            num: x.bvmul(wide(&d)),
-                            den: &dx * n,
-                        }
-                    }
-                }
+                Some(c) => times_constant(&x, &dx, &c.recip()),
                 None => {
                     return Err(Unsupported(
                         "dividing by a float computed at run time".to_string(),
@@ -683,6 +684,28 @@ fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
         },
         _ => return Err(Unsupported("arithmetic on these values".to_string())),
     })
+}
+
+/// `x/dx · c`, reduced so that the numerator is multiplied by as little as possible.
+fn times_constant(x: &BV, dx: &BigInt, c: &BigRational) -> Sym {
+    let (mut n, mut d) = (c.numer().clone(), c.denom().clone());
+    if d.is_negative() {
+        n = -n;
+        d = -d;
+    }
+    let den = dx * &d;
+    let g = n.abs().gcd(&den);
+    let (n, den) = if g.is_zero() {
+        (n, den)
+    } else {
+        (&n / &g, &den / &g)
+    };
+    let num = if n.is_negative() {
+        scale_by(x, &-n).bvneg()
+    } else {
+        scale_by(x, &n)
+    };
+    Sym::Float { num, den }
 }
 
 fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {

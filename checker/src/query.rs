@@ -13,7 +13,7 @@ use z3::{Params, SatResult, Solver};
 
 use crate::contract::{self, Place, VarPlace};
 use crate::filter;
-use crate::policy::{self, PolicyOutcome, Sym, WIDE, wide};
+use crate::policy::{self, PolicyOutcome, Sym, WIDE};
 use crate::symexec::{self, Inputs, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
 
@@ -229,9 +229,10 @@ fn stored_equals(raw: &BV, expected: &Sym, ty: &Type, scale: Option<&BigInt>) ->
     match (ty, expected) {
         (Type::Float, Sym::Float { num, den }) => {
             let scale = scale.cloned().unwrap_or_else(|| BigInt::from(1));
-            // raw/scale == num/den  ⇔  raw·den == num·scale, in WIDE bits (no wrap).
-            let lhs = raw.sign_ext(WIDE - raw.get_size()).bvmul(wide(den));
-            let rhs = num.bvmul(wide(&scale));
+            // raw/scale == num/den  ⇔  raw·(den/g) == num·(scale/g), in WIDE bits (no wrap).
+            let g = num_integer::Integer::gcd(den, &scale);
+            let lhs = policy::scale_by(&raw.sign_ext(WIDE - raw.get_size()), &(den / &g));
+            let rhs = policy::scale_by(num, &(&scale / &g));
             lhs.eq(&rhs)
         }
         (Type::Bool, Sym::Bool(b)) => raw.eq(BV::from_u64(0, raw.get_size())).not().eq(b),

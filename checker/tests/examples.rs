@@ -1,3 +1,6 @@
+//! The checker on what the rules backend emits (proofs) and on hand-made wrong programs
+//! (counterexamples). `ratelimit` is left out: it times out in this encoding (docs/checker.md).
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod build;
+pub mod check;
 pub mod lint;
 pub mod run;
 pub mod stats;
@@ -9,6 +10,8 @@ pub mod stats;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
-    /// The input has errors; they were printed.
+    /// The input has errors (they were printed), or the programs differ.
     InputErrors,
+    /// The checker could not decide (timeout, an instruction or helper it does not model).
+    Unknown,
 }

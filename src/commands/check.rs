@@ -1,0 +1,265 @@
+//! `simplebpf check`: is this BPF program equivalent to this policy? (LANGUAGE.md §4.6)
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+use simplebpf_checker::{Counterexample, Options, Verdict};
+use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::object_model::BpfObject;
+use simplebpf_compiler::rpc_filter::{Classification, classify};
+use simplebpf_dsl::ast::HandlerKind;
+use simplebpf_dsl::interp::{self, Action, Inputs, Request, State};
+use simplebpf_dsl::ir::Program;
+
+use super::Outcome;
+use crate::json;
+use crate::output::{self, Format};
+use crate::pipeline;
+use crate::source::SourceFile;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The policy file.
+    #[arg(value_name = "POLICY")]
+    pub policy: PathBuf,
+    /// The program: XDP C (compiled with the pinned clang) or a BPF object.
+    #[arg(value_name = "PROGRAM")]
+    pub program: PathBuf,
+    /// The UDP port the program serves.
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT)]
+    pub port: u16,
+    /// Give up (verdict "unknown") after this long per solver query.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub timeout_ms: u64,
+    /// `text` for people, `json` for tools.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Exit status of an "unknown" verdict.
+pub const UNKNOWN: u8 = 3;
+
+pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
+    let file = SourceFile::read(&args.policy)?;
+    let analysis = simplebpf_dsl::analyze_bytes(&file.bytes);
+    let Some(program) = analysis.ir.as_ref().filter(|_| !analysis.has_errors()) else {
+        output::diagnostics(&file, &analysis.diagnostics, args.format);
+        return Ok(Outcome::InputErrors);
+    };
+    let elf = load_program(&args.program)?;
+    let object = BpfObject::parse(&elf).with_context(|| args.program.display().to_string())?;
+    let verdict = simplebpf_checker::check(
+        program,
+        &object,
+        &Options {
+            port: args.port,
+            timeout: Duration::from_millis(args.timeout_ms),
+        },
+    );
+    let replayed = match &verdict {
+        Verdict::NotEquivalent { counterexample, .. } => {
+            let policy = replay(program, counterexample, args.port)?;
+            if policy.0 == counterexample.program_action && policy.1 == counterexample.program_post
+            {
+                // The policy does what the program did: the counterexample is the checker's
+                // mistake, and saying "not equivalent" would be a lie.
+                bail!(
+                    "internal error: the checker's counterexample does not reproduce in the interpreter; please report it"
+                );
+            }
+            Some(policy)
+        }
+        _ => None,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(stdout, "{}", verdict_json(&verdict, replayed.as_ref()))?,
+        Format::Text => write!(stdout, "{}", verdict_text(&verdict, replayed.as_ref()))?,
+    }
+    Ok(match verdict {
+        Verdict::Equivalent { .. } => Outcome::Success,
+        Verdict::NotEquivalent { .. } => Outcome::InputErrors,
+        Verdict::Unknown { .. } => Outcome::Unknown,
+    })
+}
+
+fn load_program(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if path.extension().is_some_and(|ext| ext == "c") {
+        let source =
+            String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
+        let scratch = tempfile::tempdir()?;
+        return Ok(clang::compile(
+            &source,
+            scratch.path(),
+            &ClangOptions::default(),
+        )?);
+    }
+    Ok(bytes)
+}
+
+/// What the policy does on the counterexample's inputs (reference classifier + interpreter):
+/// the XDP action and the stored variables afterwards.
+fn replay(
+    program: &Program,
+    cx: &Counterexample,
+    port: u16,
+) -> anyhow::Result<(
+    u32,
+    std::collections::BTreeMap<String, simplebpf_dsl::interp::Value>,
+)> {
+    let mut state = interp::load(program, &[], 0)
+        .map_err(|e| anyhow::anyhow!("init: {e}"))?
+        .state;
+    for (name, value) in &cx.pre_state {
+        state
+            .set(program, name, value.clone())
+            .map_err(|e| anyhow::anyhow!("pre-state {name}: {e}"))?;
+    }
+    let (action, post): (u32, State) = match classify(&cx.packet, port) {
+        Classification::NotRpc => (2, state),
+        Classification::Rpc { payload_len } => {
+            let inputs = Inputs {
+                request: Request {
+                    payload_len: u64::from(payload_len),
+                },
+                draws: &cx.draws,
+                time_ns: cx.now,
+            };
+            let outcome = interp::run(program, HandlerKind::Req, &state, &inputs)
+                .map_err(|e| anyhow::anyhow!("req: {e}"))?;
+            let action = match outcome.action {
+                Action::Forward => 2,
+                Action::Reject { .. } => 1,
+            };
+            (action, outcome.state)
+        }
+    };
+    let post = cx
+        .program_post
+        .keys()
+        .map(|name| (name.clone(), post.vars[name].clone()))
+        .collect();
+    Ok((action, post))
+}
+
+fn action_name(action: u32) -> String {
+    match action {
+        1 => "XDP_DROP".to_string(),
+        2 => "XDP_PASS".to_string(),
+        other => format!("action {other}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+type Replayed = (
+    u32,
+    std::collections::BTreeMap<String, simplebpf_dsl::interp::Value>,
+);
+
+fn verdict_text(verdict: &Verdict, replayed: Option<&Replayed>) -> String {
+    match verdict {
+        Verdict::Equivalent {
+            ms,
+            paths,
+            assumptions,
+        } => {
+            let mut out = format!(
+                "equivalent: proven for every input ({paths} program paths, {ms} ms)\nassumptions:\n"
+            );
+            for a in assumptions {
+                out.push_str(&format!("  - {a}\n"));
+            }
+            out
+        }
+        Verdict::NotEquivalent {
+            counterexample: cx,
+            ms,
+        } => {
+            let (policy_action, policy_post) = replayed.expect("replayed");
+            let mut out = format!("not equivalent: a counterexample ({ms} ms)\n\ninputs\n");
+            out.push_str(&format!(
+                "  packet ({} bytes)  {}\n",
+                cx.packet.len(),
+                hex(&cx.packet)
+            ));
+            out.push_str(&format!("  time              {} ns\n", cx.now));
+            out.push_str(&format!("  draws             {:?}\n", cx.draws));
+            for (name, value) in &cx.pre_state {
+                out.push_str(&format!("  {name:<17} {value}\n"));
+            }
+            out.push_str(&format!(
+                "\n{:<18} {:<24} {:<24}\n",
+                "", "program", "policy"
+            ));
+            out.push_str(&format!(
+                "{:<18} {:<24} {:<24}\n",
+                "action",
+                action_name(cx.program_action),
+                action_name(*policy_action)
+            ));
+            for (name, value) in &cx.program_post {
+                let expected = policy_post
+                    .get(name)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let mark = if expected == value.to_string() {
+                    ""
+                } else {
+                    "  <- differs"
+                };
+                out.push_str(&format!(
+                    "{name:<18} {:<24} {expected:<24}{mark}\n",
+                    value.to_string()
+                ));
+            }
+            out
+        }
+        Verdict::Unknown { reason } => format!("unknown: {reason}\n"),
+    }
+}
+
+fn verdict_json(verdict: &Verdict, replayed: Option<&Replayed>) -> serde_json::Value {
+    match verdict {
+        Verdict::Equivalent {
+            ms,
+            paths,
+            assumptions,
+        } => json!({
+            "verdict": "equivalent", "ms": ms, "paths": paths, "assumptions": assumptions,
+        }),
+        Verdict::NotEquivalent {
+            counterexample: cx,
+            ms,
+        } => {
+            let (policy_action, policy_post) = replayed.expect("replayed");
+            let values =
+                |map: &std::collections::BTreeMap<String, simplebpf_dsl::interp::Value>| {
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), json::value(v)))
+                        .collect::<serde_json::Map<_, _>>()
+                };
+            json!({
+                "verdict": "not equivalent",
+                "ms": ms,
+                "counterexample": {
+                    "packet": hex(&cx.packet),
+                    "time_ns": cx.now,
+                    "draws": cx.draws,
+                    "pre_state": values(&cx.pre_state),
+                    "program": { "action": action_name(cx.program_action), "state": values(&cx.program_post) },
+                    "policy": { "action": action_name(*policy_action), "state": values(policy_post) },
+                    "replayed_in_interpreter": true,
+                },
+            })
+        }
+        Verdict::Unknown { reason } => json!({ "verdict": "unknown", "reason": reason }),
+    }
+}
