@@ -41,18 +41,23 @@ pub fn rpc(packet: &Array, len: &BV, port: u16) -> (Bool, BV) {
         byte(packet, &at(14)).extract(7, 4).eq(BV::from_u64(6, 4)),
         byte(packet, &at(20)).eq(BV::from_u64(17, 8)),
     ]);
-    let udp = is_v4.ite(&ip_end, &at(54));
-    let udp_len = be16(packet, &udp.bvadd(at(4))).zero_ext(48);
-    let is_rpc = Bool::and(&[
-        has(&at(14)),
-        Bool::or(&[
-            Bool::and(&[is_v4.clone(), v4_ok]),
-            Bool::and(&[is_v6, v6_ok]),
-        ]),
-        has(&udp.bvadd(at(8))),
-        be16(packet, &udp.bvadd(at(2))).eq(BV::from_u64(u64::from(port), 16)),
-        udp_len.bvuge(at(8)),
-        udp_len.bvule(len.bvsub(&udp)),
-    ]);
+    // The UDP checks once per IP version, each at its own offsets (no `ite` on the offset:
+    // reads at the same offsets as the program's make the proof propagation, not search).
+    let udp_checks = |udp: &BV| {
+        let udp_len = be16(packet, &udp.bvadd(at(4))).zero_ext(48);
+        let ok = Bool::and(&[
+            has(&udp.bvadd(at(8))),
+            be16(packet, &udp.bvadd(at(2))).eq(BV::from_u64(u64::from(port), 16)),
+            udp_len.bvuge(at(8)),
+            udp_len.bvule(len.bvsub(udp)),
+        ]);
+        (ok, udp_len)
+    };
+    let (v4_udp_ok, v4_len) = udp_checks(&ip_end);
+    let (v6_udp_ok, v6_len) = udp_checks(&at(54));
+    let v4 = Bool::and(&[is_v4.clone(), v4_ok, v4_udp_ok]);
+    let v6 = Bool::and(&[is_v6, v6_ok, v6_udp_ok]);
+    let is_rpc = Bool::and(&[has(&at(14)), Bool::or(&[v4, v6])]);
+    let udp_len = is_v4.ite(&v4_len, &v6_len);
     (is_rpc, udp_len.bvsub(at(8)))
 }
