@@ -17,11 +17,13 @@ use simplebpf_dsl::ir::{
 use z3::ast::{Array, Ast, BV, Bool};
 
 use crate::contract::{Place, VarPlace};
-use crate::symexec::Inputs;
+use crate::symexec::{Inputs, Section};
 
-/// Width of float numerators: wide enough that products of 64-bit values with scales and
-/// denominators below 2^62 never wrap.
-pub const WIDE: u32 = 256;
+/// The widest float numerator the encoding builds; past it the verdict is "unknown".
+/// Every numerator is exactly as wide as its value can need (inputs are 64-bit; each add
+/// adds a bit, each constant factor its bits), so no operation wraps: the encoding is exact,
+/// and the solver's circuits stay as narrow as the arithmetic allows.
+pub const MAX_WIDTH: u32 = 512;
 
 #[derive(Debug, Clone)]
 pub enum Sym {
@@ -68,29 +70,61 @@ struct Enc<'a> {
     records: Vec<(Bool, String, Sym)>,
 }
 
-pub fn wide(value: &BigInt) -> BV {
-    BV::from_str(WIDE, &value.mod_floor(&(BigInt::one() << WIDE)).to_string()).expect("a decimal")
+/// `value` as a two's-complement literal of `width` bits.
+pub fn lit(value: &BigInt, width: u32) -> BV {
+    BV::from_str(
+        width,
+        &value.mod_floor(&(BigInt::one() << width)).to_string(),
+    )
+    .expect("a decimal")
 }
 
-fn big(value: impl Into<BigInt>) -> BV {
-    wide(&value.into())
+/// The bits a signed number needs.
+fn bits_for(value: &BigInt) -> u32 {
+    value.bits() as u32 + 1
 }
 
-/// The stored bytes of a variable in the pre-state (little endian).
+/// `x` sign-extended to at least `width` bits.
+pub fn widen(x: &BV, width: u32) -> BV {
+    let size = x.get_size();
+    if size >= width {
+        x.clone()
+    } else {
+        x.sign_ext(width - size)
+    }
+}
+
+/// A constant numerator, as narrow as it can be.
+fn number(value: &BigInt) -> BV {
+    lit(value, bits_for(value).max(2))
+}
+
+fn add(x: &BV, y: &BV) -> BV {
+    let w = x.get_size().max(y.get_size()) + 1;
+    widen(x, w).bvadd(widen(y, w))
+}
+
+fn sub(x: &BV, y: &BV) -> BV {
+    let w = x.get_size().max(y.get_size()) + 1;
+    widen(x, w).bvsub(widen(y, w))
+}
+
+/// Both sides at one width, for comparisons and `ite`.
+fn common(x: &BV, y: &BV) -> (BV, BV) {
+    let w = x.get_size().max(y.get_size());
+    (widen(x, w), widen(y, w))
+}
+
+/// The stored bytes of a variable (little endian).
 pub fn read_global(
-    sections: &BTreeMap<String, Array>,
+    sections: &BTreeMap<String, Section>,
     section: &str,
     offset: u64,
     size: u32,
 ) -> BV {
-    let array = &sections[section];
+    let section = &sections[section];
     (0..u64::from(size))
-        .map(|i| {
-            array
-                .select(&BV::from_u64(offset + i, 64))
-                .as_bv()
-                .expect("a byte")
-        })
+        .map(|i| section.byte(offset + i))
         .rev()
         .reduce(|acc, b| acc.concat(&b))
         .expect("at least one byte")
@@ -101,7 +135,7 @@ pub fn decode(raw: &BV, ty: &Type, scale: Option<&BigInt>) -> Sym {
     match ty {
         Type::Bool => Sym::Bool(raw.eq(BV::from_u64(0, raw.get_size())).not()),
         Type::Float => Sym::Float {
-            num: raw.sign_ext(WIDE - raw.get_size()),
+            num: raw.clone(),
             den: scale.cloned().unwrap_or_else(BigInt::one),
         },
         ty => Sym::Bits(raw.clone(), ty.clone()),
@@ -116,7 +150,7 @@ pub fn constant(value: &Value) -> Result<Sym, Unsupported> {
         Value::Instant(v) => Sym::Bits(BV::from_u64(*v, 64), Type::Instant),
         Value::Bool(v) => Sym::Bool(Bool::from_bool(*v)),
         Value::Float(v) => Sym::Float {
-            num: wide(v.numer()),
+            num: number(v.numer()),
             den: v.denom().clone(),
         },
         Value::Str(s) => Sym::Str(s.clone()),
@@ -139,8 +173,7 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
         (Sym::Bool(x), Sym::Bool(y)) => Sym::Bool(c.ite(x, y)),
         (Sym::Float { num: x, den: dx }, Sym::Float { num: y, den: dy }) => {
             let den = dx.lcm(dy);
-            let x = scale_by(x, &(&den / dx));
-            let y = scale_by(y, &(&den / dy));
+            let (x, y) = common(&scale_by(x, &(&den / dx)), &scale_by(y, &(&den / dy)));
             Sym::Float {
                 num: c.ite(&x, &y),
                 den,
@@ -174,15 +207,15 @@ pub fn scale_by(x: &BV, k: &BigInt) -> BV {
     if k.is_one() {
         x.clone()
     } else {
-        x.bvmul(wide(k))
+        let w = x.get_size() + bits_for(k);
+        widen(x, w).bvmul(lit(k, w))
     }
 }
 
 fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
     // a/da op b/db  ⇔  a·(db/g) op b·(da/g)  (denominators are positive, g their gcd).
     let g = a.1.gcd(b.1);
-    let x = scale_by(a.0, &(b.1 / &g));
-    let y = scale_by(b.0, &(a.1 / &g));
+    let (x, y) = common(&scale_by(a.0, &(b.1 / &g)), &scale_by(b.0, &(a.1 / &g)));
     match op {
         CmpOp::Eq => x.eq(&y),
         CmpOp::Ne => x.eq(&y).not(),
@@ -441,6 +474,27 @@ impl Enc<'_> {
                 let b = self.boolean(rhs, &Bool::and(&[live.clone(), a.not()]))?;
                 Sym::Bool(Bool::or(&[a, b]))
             }
+            ExprKind::MinMax {
+                op: MinMax::Min,
+                lhs,
+                rhs,
+            } if lhs.ty == Type::Float
+                && matches!(
+                    rhs.kind,
+                    ExprKind::Arith {
+                        op: ArithOp::Add,
+                        ..
+                    }
+                ) =>
+            {
+                let ExprKind::Arith { lhs: x, rhs: t, .. } = &rhs.kind else {
+                    unreachable!("matched above");
+                };
+                let cap = self.expr(lhs, live)?;
+                let x = self.expr(x, live)?;
+                let t = self.expr(t, live)?;
+                capped_sum(&cap, &x, &t)?
+            }
             ExprKind::MinMax { op, lhs, rhs } => {
                 let a = self.expr(lhs, live)?;
                 let b = self.expr(rhs, live)?;
@@ -457,18 +511,18 @@ impl Enc<'_> {
             }
             ExprKind::ToFloat(inner) => match self.expr(inner, live)? {
                 Sym::Bits(v, Type::Uint) => Sym::Float {
-                    num: v.zero_ext(WIDE - 64),
+                    num: v.zero_ext(1),
                     den: BigInt::one(),
                 },
                 Sym::Bits(v, _) => Sym::Float {
-                    num: v.sign_ext(WIDE - 64),
+                    num: v,
                     den: BigInt::one(),
                 },
                 _ => return Err(Unsupported("this conversion".to_string())),
             },
             ExprKind::InstantSeconds(inner) => match self.expr(inner, live)? {
                 Sym::Bits(v, _) => Sym::Float {
-                    num: v.zero_ext(WIDE - 64),
+                    num: v.zero_ext(1),
                     den: BigInt::from(1_000_000_000u64),
                 },
                 _ => return Err(Unsupported("this conversion".to_string())),
@@ -484,7 +538,7 @@ impl Enc<'_> {
                     .expect("a draw");
                 self.draw = live.ite(&self.draw.bvadd(BV::from_u64(1, 8)), &self.draw);
                 let fraction = Sym::Float {
-                    num: u.zero_ext(WIDE - 32),
+                    num: u.zero_ext(1),
                     den: BigInt::one() << 32,
                 };
                 let span = arith(ArithOp::Sub, hi, lo.clone())?;
@@ -497,7 +551,7 @@ impl Enc<'_> {
                     return Err(Unsupported("time_diff of these values".to_string()));
                 };
                 Sym::Float {
-                    num: a.zero_ext(WIDE - 64).bvsub(b.zero_ext(WIDE - 64)),
+                    num: a.zero_ext(2).bvsub(b.zero_ext(2)),
                     den: BigInt::from(1_000_000_000u64),
                 }
             }
@@ -563,6 +617,23 @@ impl Enc<'_> {
     }
 }
 
+/// `min(cap, x + t)`, written the way a program computes it without overflow: where `t ≥ 0`,
+/// it is `cap` if `x ≥ cap` or `t ≥ cap − x`, else `x + t` — an identity, so the encoding
+/// stays exact, and the solver meets the same case split as in the bytecode instead of
+/// proving two adders equal (CHECKER-NOTES.md §2). Where `t < 0` the plain form is used.
+fn capped_sum(cap: &Sym, x: &Sym, t: &Sym) -> Result<Sym, Unsupported> {
+    let zero = Sym::Float {
+        num: number(&BigInt::zero()),
+        den: BigInt::one(),
+    };
+    let sum = arith(ArithOp::Add, x.clone(), t.clone())?;
+    let plain = merge(&compare(CmpOp::Le, cap, &sum)?, cap, &sum)?;
+    let gap = arith(ArithOp::Sub, cap.clone(), x.clone())?;
+    let fills = Bool::or(&[compare(CmpOp::Ge, x, cap)?, compare(CmpOp::Ge, t, &gap)?]);
+    let split = merge(&fills, cap, &sum)?;
+    merge(&compare(CmpOp::Ge, t, &zero)?, &split, &plain)
+}
+
 /// A scalar as the program stores it (`bits` wide, floats at `scale`); exact only when the
 /// value is representable, which the caller's comparison of observables decides.
 pub fn encode_scalar(value: &Sym, bits: u32, scale: Option<&BigInt>) -> Result<BV, Unsupported> {
@@ -572,8 +643,10 @@ pub fn encode_scalar(value: &Sym, bits: u32, scale: Option<&BigInt>) -> Result<B
         Sym::Float { num, den } => {
             let scale = scale.cloned().unwrap_or_else(BigInt::one);
             // num·scale/den, truncated; whether it is exact is checked where it matters.
-            let scaled = num.bvmul(wide(&scale)).bvsdiv(wide(den));
-            scaled.extract(bits - 1, 0)
+            let scaled = scale_by(num, &scale);
+            let w = scaled.get_size().max(bits_for(den)).max(bits);
+            let quotient = widen(&scaled, w).bvsdiv(lit(den, w));
+            quotient.extract(bits - 1, 0)
         }
         _ => return Err(Unsupported("storing this value in a map".to_string())),
     })
@@ -635,6 +708,19 @@ fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
 }
 
 fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
+    bounded(arith_unbounded(op, a, b)?)
+}
+
+fn bounded(value: Sym) -> Result<Sym, Unsupported> {
+    match &value {
+        Sym::Float { num, .. } if num.get_size() > MAX_WIDTH => Err(Unsupported(format!(
+            "float arithmetic wider than {MAX_WIDTH} bits"
+        ))),
+        _ => Ok(value),
+    }
+}
+
+fn arith_unbounded(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
     Ok(match (a, b) {
         (Sym::Bits(x, t), Sym::Bits(y, _)) => {
             let zero = BV::from_u64(0, 64);
@@ -654,9 +740,9 @@ fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
                 let y = scale_by(&y, &(&den / &dy));
                 Sym::Float {
                     num: if op == ArithOp::Add {
-                        x.bvadd(&y)
+                        add(&x, &y)
                     } else {
-                        x.bvsub(&y)
+                        sub(&x, &y)
                     },
                     den,
                 }
@@ -664,14 +750,17 @@ fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
             ArithOp::Mul => match (constant_of(&x, &dx), constant_of(&y, &dy)) {
                 (Some(c), _) => times_constant(&y, &dy, &c),
                 (_, Some(c)) => times_constant(&x, &dx, &c),
-                _ => Sym::Float {
-                    num: x.bvmul(&y),
-                    den: &dx * &dy,
-                },
+                _ => {
+                    let w = x.get_size() + y.get_size();
+                    Sym::Float {
+                        num: widen(&x, w).bvmul(widen(&y, w)),
+                        den: &dx * &dy,
+                    }
+                }
             },
             ArithOp::Div => match constant_of(&y, &dy) {
                 Some(c) if c.is_zero() => Sym::Float {
-                    num: big(0),
+                    num: number(&BigInt::zero()),
                     den: BigInt::one(),
                 },
                 Some(c) => times_constant(&x, &dx, &c.recip()),
@@ -701,7 +790,8 @@ fn times_constant(x: &BV, dx: &BigInt, c: &BigRational) -> Sym {
         (&n / &g, &den / &g)
     };
     let num = if n.is_negative() {
-        scale_by(x, &-n).bvneg()
+        let scaled = scale_by(x, &-n);
+        widen(&scaled, scaled.get_size() + 1).bvneg()
     } else {
         scale_by(x, &n)
     };
@@ -712,8 +802,8 @@ fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
     let simplified = num.simplify();
     let text = format!("{simplified}");
     let value = parse_bv_literal(&text)?;
-    // Interpret as a signed WIDE-bit number.
-    let modulus = BigInt::one() << WIDE;
+    // Interpret as a signed number of the numerator's width.
+    let modulus = BigInt::one() << num.get_size();
     let value = if value >= (&modulus >> 1) {
         value - modulus
     } else {

@@ -13,7 +13,7 @@ use z3::{Params, SatResult, Solver};
 
 use crate::contract::{self, Place, VarPlace};
 use crate::filter;
-use crate::policy::{self, PolicyOutcome, Sym, WIDE};
+use crate::policy::{self, PolicyOutcome, Sym};
 use crate::symexec::{self, Inputs, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
 
@@ -70,30 +70,76 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
     };
     let base = base_assumptions(&inputs, &places);
 
-    let solver = Solver::new();
-    let mut params = Params::new();
-    params.set_u32(
-        "timeout",
-        options.timeout.as_millis().min(u128::from(u32::MAX)) as u32,
-    );
-    solver.set_params(&params);
+    let solvers = solvers(options.timeout);
     for path in &paths {
         let differs = match differs(path, &policy, &places, &inputs, &is_rpc) {
             Ok(d) => d,
             Err(reason) => return unknown(reason),
         };
+        let mut query = base.clone();
+        query.extend(path.later_times.iter().map(|t| t.bvuge(&inputs.now)));
+        query.push(path.cond.clone());
+        query.push(differs);
+        match solve(&solvers, &query, &inputs) {
+            Answer::Unsat => {}
+            Answer::Sat(model) => {
+                let counterexample = Counterexample::from_model(&model, &inputs, &places, path);
+                return Verdict::NotEquivalent {
+                    counterexample: Box::new(counterexample),
+                    ms: started.elapsed().as_millis(),
+                };
+            }
+            Answer::Unknown => {
+                return unknown(format!(
+                    "the solver gave no answer within {} ms",
+                    options.timeout.as_millis()
+                ));
+            }
+        }
+    }
+    Verdict::Equivalent {
+        ms: started.elapsed().as_millis(),
+        paths: paths.len(),
+        assumptions: assumptions(),
+    }
+}
+
+enum Answer {
+    Unsat,
+    Sat(z3::Model),
+    Unknown,
+}
+
+/// The strategies tried in turn on each query, each with the timeout. Measured here:
+/// Ackermannising the select-only arrays (packet, draws) and bit-blasting eagerly proves the
+/// token bucket in about 2 s every time; Z3's QF_ABV solver takes 1 to 8 s on it depending on
+/// term order, but also handles the arrays a map update writes, where the first fails.
+fn solvers(timeout: Duration) -> Vec<Solver> {
+    let eager = z3::Tactic::new("simplify")
+        .and_then(&z3::Tactic::new("ackermannize_bv"))
+        .and_then(&z3::Tactic::new("qfbv"))
+        .solver();
+    let arrays = Solver::new_for_logic("QF_ABV").unwrap_or_default();
+    let mut params = Params::new();
+    params.set_u32(
+        "timeout",
+        timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+    );
+    for solver in [&eager, &arrays] {
+        solver.set_params(&params);
+    }
+    vec![eager, arrays]
+}
+
+/// The first definite answer of the strategies. "unknown" only when none has one.
+fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs) -> Answer {
+    for solver in solvers {
         solver.push();
-        for a in &base {
-            solver.assert(a);
+        for fact in query {
+            solver.assert(fact);
         }
-        for t in &path.later_times {
-            solver.assert(t.bvuge(&inputs.now));
-        }
-        solver.assert(&path.cond);
-        solver.assert(&differs);
-        let result = solver.check();
-        match result {
-            SatResult::Unsat => {}
+        let answer = match solver.check() {
+            SatResult::Unsat => Answer::Unsat,
             SatResult::Sat => {
                 // Prefer a small frame and a time below 2^31: easier to read, and a time
                 // that fits an immediate lets the kernel replay patch it in.
@@ -101,36 +147,24 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
                 solver.assert(inputs.packet_len.bvule(BV::from_u64(SMALL_PACKET, 64)));
                 solver.assert(inputs.now.bvult(BV::from_u64(1 << 31, 64)));
                 let small = solver.check() == SatResult::Sat;
-                let model = solver.get_model().expect("a model after sat");
+                let model = solver.get_model();
                 solver.pop(1);
                 let model = if small {
                     model
                 } else {
                     solver.check();
-                    solver.get_model().expect("a model after sat")
+                    solver.get_model()
                 };
-                let counterexample = Counterexample::from_model(&model, &inputs, &places, path);
-                solver.pop(1);
-                return Verdict::NotEquivalent {
-                    counterexample: Box::new(counterexample),
-                    ms: started.elapsed().as_millis(),
-                };
+                model.map_or(Answer::Unknown, Answer::Sat)
             }
-            SatResult::Unknown => {
-                solver.pop(1);
-                return unknown(format!(
-                    "the solver gave no answer within {} ms",
-                    options.timeout.as_millis()
-                ));
-            }
-        }
+            SatResult::Unknown => Answer::Unknown,
+        };
         solver.pop(1);
+        if !matches!(answer, Answer::Unknown) {
+            return answer;
+        }
     }
-    Verdict::Equivalent {
-        ms: started.elapsed().as_millis(),
-        paths: paths.len(),
-        assumptions: assumptions(),
-    }
+    Answer::Unknown
 }
 
 fn base_assumptions(inputs: &Inputs, places: &[VarPlace]) -> Vec<Bool> {
@@ -229,11 +263,13 @@ fn stored_equals(raw: &BV, expected: &Sym, ty: &Type, scale: Option<&BigInt>) ->
     match (ty, expected) {
         (Type::Float, Sym::Float { num, den }) => {
             let scale = scale.cloned().unwrap_or_else(|| BigInt::from(1));
-            // raw/scale == num/den  ⇔  raw·(den/g) == num·(scale/g), in WIDE bits (no wrap).
+            // raw/scale == num/den  ⇔  raw·(den/g) == num·(scale/g), each side wide enough
+            // not to wrap.
             let g = num_integer::Integer::gcd(den, &scale);
-            let lhs = policy::scale_by(&raw.sign_ext(WIDE - raw.get_size()), &(den / &g));
+            let lhs = policy::scale_by(raw, &(den / &g));
             let rhs = policy::scale_by(num, &(&scale / &g));
-            lhs.eq(&rhs)
+            let w = lhs.get_size().max(rhs.get_size());
+            policy::widen(&lhs, w).eq(policy::widen(&rhs, w))
         }
         (Type::Bool, Sym::Bool(b)) => raw.eq(BV::from_u64(0, raw.get_size())).not().eq(b),
         (_, Sym::Bits(v, _)) => raw.eq(v),

@@ -44,6 +44,32 @@ pub enum Val {
     Map(String),
 }
 
+/// A global-data section: its bytes by offset. Offsets are constants (a symbolic one is
+/// "unknown"), so no array theory is needed: each pre-state byte is its own 8-bit constant,
+/// and a path's writes overlay them.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    /// The contents of a read-only section (`.rodata`): fixed, not inputs.
+    pub fixed: Option<Vec<u8>>,
+    pub written: BTreeMap<u64, BV>,
+}
+
+impl Section {
+    pub fn byte(&self, offset: u64) -> BV {
+        if let Some(byte) = self.written.get(&offset) {
+            return byte.clone();
+        }
+        match &self.fixed {
+            Some(bytes) => bv(
+                u64::from(bytes.get(offset as usize).copied().unwrap_or(0)),
+                8,
+            ),
+            None => BV::new_const(format!("pre{}@{offset}", self.name), 8),
+        }
+    }
+}
+
 /// A hash or array map: which keys are present and what they hold.
 #[derive(Debug, Clone)]
 pub struct MapState {
@@ -60,8 +86,8 @@ pub struct Inputs {
     pub packet_len: BV,
     pub draws: Array,
     pub now: BV,
-    /// Initial contents of each writable global-data section.
-    pub sections: BTreeMap<String, Array>,
+    /// Initial contents of each global-data section.
+    pub sections: BTreeMap<String, Section>,
     pub maps: BTreeMap<String, MapState>,
 }
 
@@ -70,7 +96,7 @@ pub struct Inputs {
 pub struct PathEnd {
     pub cond: Bool,
     pub action: BV,
-    pub sections: BTreeMap<String, Array>,
+    pub sections: BTreeMap<String, Section>,
     pub maps: BTreeMap<String, MapState>,
     pub packet: Array,
     /// `(ring buffer, record bytes)` in emission order.
@@ -107,16 +133,15 @@ pub fn fresh_inputs(object: &BpfObject) -> Inputs {
     for map in &object.maps {
         match map.kind {
             MapKind::GlobalData => {
-                let array = if map.name.starts_with(".rodata") {
-                    let mut array = Array::const_array(&addr_sort(), &bv(0, 8));
-                    for (index, byte) in map.initial.iter().enumerate() {
-                        array = array.store(&bv(index as u64, 64), &bv(u64::from(*byte), 8));
-                    }
-                    array
-                } else {
-                    Array::new_const(format!("pre{}", map.name), &addr_sort(), &byte_sort())
-                };
-                sections.insert(map.name.clone(), array);
+                let fixed = map.name.starts_with(".rodata").then(|| map.initial.clone());
+                sections.insert(
+                    map.name.clone(),
+                    Section {
+                        name: map.name.clone(),
+                        fixed,
+                        written: BTreeMap::new(),
+                    },
+                );
             }
             MapKind::Hash | MapKind::Array => {
                 let key_bits = map.key_size * 8;
@@ -166,7 +191,7 @@ struct State {
     pc: usize,
     regs: Vec<Option<Val>>,
     stack: BTreeMap<u64, BV>,
-    sections: BTreeMap<String, Array>,
+    sections: BTreeMap<String, Section>,
     maps: BTreeMap<String, MapState>,
     packet: Array,
     cond: Vec<Bool>,
@@ -903,12 +928,18 @@ fn read(state: &State, region: &Region, off: &BV, size: u32) -> Result<BV, Unkno
             .map(|i| select_byte(&state.packet, &off.bvadd(bv(i, 64))))
             .collect(),
         Region::Section(name) => {
-            let array = state
+            let section = state
                 .sections
                 .get(name)
                 .ok_or_else(|| unknown(state, format!("section `{name}` is not in the model")))?;
+            let base = off.simplify().as_u64().ok_or_else(|| {
+                unknown(
+                    state,
+                    "a global-data access at an offset not known statically",
+                )
+            })?;
             (0..u64::from(size))
-                .map(|i| select_byte(array, &off.bvadd(bv(i, 64))))
+                .map(|i| section.byte(base + i))
                 .collect()
         }
         Region::MapValue { map, key } => {
@@ -1048,15 +1079,22 @@ fn write(state: &mut State, region: &Region, off: &BV, value: &BV) -> Result<(),
             if name.starts_with(".rodata") {
                 return Err(unknown(state, format!("a write to read-only `{name}`")));
             }
-            let mut array =
-                state.sections.get(name).cloned().ok_or_else(|| {
-                    unknown(state, format!("section `{name}` is not in the model"))
-                })?;
+            let base = off.simplify().as_u64().ok_or_else(|| {
+                unknown(
+                    state,
+                    "a global-data access at an offset not known statically",
+                )
+            })?;
+            let pc = state.pc;
+            let section = state.sections.get_mut(name).ok_or_else(|| Unknown {
+                pc,
+                reason: format!("section `{name}` is not in the model"),
+            })?;
             for i in 0..size {
-                let at = off.bvadd(bv(u64::from(i), 64));
-                array = array.store(&at, &value.extract(i * 8 + 7, i * 8));
+                section
+                    .written
+                    .insert(base + u64::from(i), value.extract(i * 8 + 7, i * 8));
             }
-            state.sections.insert(name.clone(), array);
         }
         Region::MapValue { map, key } => {
             let base = off.simplify().as_u64().ok_or_else(|| {
