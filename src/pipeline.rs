@@ -4,6 +4,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use simplebpf_checker::Verdict;
 
 use simplebpf_compiler::backend::{self, Emitted};
 use simplebpf_compiler::clang::{self, ClangError, ClangOptions};
@@ -14,7 +17,7 @@ use simplebpf_compiler::state_io::{self, StateError};
 use simplebpf_dsl::Diagnostic;
 use simplebpf_dsl::interp;
 
-use crate::report::{KernelSection, Report};
+use crate::report::{CheckerSection, KernelSection, Report};
 
 /// Whether to use the kernel for the verifier verdict and measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +34,14 @@ pub struct BuildOptions {
     pub port: u16,
     pub kernel: KernelUse,
     pub clang: ClangOptions,
-    /// A test build (draws and time from globals); never written by `simplebpf build`.
+    /// A test build (draws and time from globals); never written by `simplebpf build`, and
+    /// never checked (its draws are not the policy's).
     pub test_hooks: bool,
+    /// Write an object the checker did not prove equivalent (the report and the table say
+    /// so loudly). Off by default: nothing unproven leaves the pipeline.
+    pub allow_unproven: bool,
+    /// Per solver query; past it the verdict is "unknown".
+    pub checker_timeout: Duration,
 }
 
 impl Default for BuildOptions {
@@ -42,6 +51,8 @@ impl Default for BuildOptions {
             kernel: KernelUse::Use,
             clang: ClangOptions::default(),
             test_hooks: false,
+            allow_unproven: false,
+            checker_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -65,6 +76,8 @@ pub enum BuildError {
     State(#[from] StateError),
     #[error("cannot use a scratch directory")]
     Scratch(#[source] io::Error),
+    #[error("the generated program is not proven equivalent to the policy")]
+    Unproven { verdict: Box<Verdict> },
 }
 
 /// Everything a build produced, in memory.
@@ -114,6 +127,28 @@ pub fn build_emitted(
     let object = BpfObject::parse(&elf)?;
     let elf_insns = object.xdp_program()?.elf_instruction_count();
 
+    let checker = if options.test_hooks {
+        CheckerSection::NotRun("a test build reads draws and time from globals".to_string())
+    } else {
+        let verdict = simplebpf_checker::check(
+            program,
+            &object,
+            &simplebpf_checker::Options {
+                port: options.port,
+                timeout: options.checker_timeout,
+            },
+        );
+        match verdict {
+            Verdict::Equivalent { .. } => CheckerSection::Checked(verdict),
+            _ if options.allow_unproven => CheckerSection::Checked(verdict),
+            _ => {
+                return Err(BuildError::Unproven {
+                    verdict: Box::new(verdict),
+                });
+            }
+        }
+    };
+
     let kernel = match options.kernel {
         KernelUse::Skip => KernelSection::skipped("--no-kernel"),
         KernelUse::Use => match load_and_measure(program, &emitted, &elf, &object, options.port) {
@@ -127,7 +162,7 @@ pub fn build_emitted(
             Err(err) => return Err(err),
         },
     };
-    let report = Report::new(name, options, &emitted, elf_insns, kernel);
+    let report = Report::new(name, options, &emitted, elf_insns, kernel, checker);
     Ok(Built {
         name: name.to_string(),
         emitted,

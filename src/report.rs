@@ -2,12 +2,47 @@
 //! are stable; the README documents them.
 
 use serde_json::{Value as Json, json};
+use simplebpf_checker::Verdict;
 use simplebpf_compiler::backend::Emitted;
 use simplebpf_compiler::backend::layout::Storage;
 use simplebpf_compiler::clang;
 use simplebpf_compiler::measure::{self, KernelNumbers};
 
 use crate::pipeline::{BuildOptions, OutputPaths};
+
+/// What the checker said about the object, or why it was not asked.
+#[derive(Debug, Clone)]
+pub enum CheckerSection {
+    Checked(Verdict),
+    NotRun(String),
+}
+
+impl CheckerSection {
+    pub fn proven(&self) -> bool {
+        matches!(self, CheckerSection::Checked(Verdict::Equivalent { .. }))
+    }
+
+    fn to_json(&self) -> Json {
+        match self {
+            CheckerSection::Checked(Verdict::Equivalent {
+                ms,
+                paths,
+                assumptions,
+            }) => json!({
+                "verdict": "equivalent", "ms": ms, "paths": paths, "assumptions": assumptions,
+            }),
+            CheckerSection::Checked(Verdict::NotEquivalent { ms, .. }) => json!({
+                "verdict": "not equivalent", "ms": ms, "assumptions": [],
+                "warning": "UNPROVEN: written because of --allow-unproven; the program differs from the policy",
+            }),
+            CheckerSection::Checked(Verdict::Unknown { reason }) => json!({
+                "verdict": "unknown", "ms": Json::Null, "reason": reason, "assumptions": [],
+                "warning": "UNPROVEN: written because of --allow-unproven",
+            }),
+            CheckerSection::NotRun(reason) => json!({ "verdict": "not run", "reason": reason }),
+        }
+    }
+}
 
 /// What the kernel said, or why it was not asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +72,7 @@ pub struct Report {
     pub float_scales: Vec<(String, String)>,
     pub state: Json,
     pub lock: bool,
+    pub checker: CheckerSection,
 }
 
 impl Report {
@@ -46,6 +82,7 @@ impl Report {
         emitted: &Emitted,
         elf_insns: usize,
         kernel: KernelSection,
+        checker: CheckerSection,
     ) -> Report {
         let state = emitted
             .layout
@@ -87,6 +124,7 @@ impl Report {
                 .collect(),
             state: Json::Array(state),
             lock: emitted.layout.lock,
+            checker,
         }
     }
 
@@ -149,26 +187,46 @@ impl Report {
             "float_scales": scales,
             "state": self.state,
             "spin_lock": self.lock,
-            "checker": Json::Null,
+            "checker": self.checker.to_json(),
         })
     }
 }
 
+/// One row of the table `build` and `stats` print.
+#[derive(Debug)]
+pub struct Row<'a> {
+    pub name: String,
+    pub elf: usize,
+    pub kernel: Option<&'a KernelNumbers>,
+    /// `Some(true)` proven, `Some(false)` unproven, `None` not checked (`stats`).
+    pub proven: Option<bool>,
+}
+
 /// The compact table `build` and `stats` print.
-pub fn table(rows: &[(String, usize, Option<&KernelNumbers>)]) -> String {
+pub fn table(rows: &[Row<'_>]) -> String {
     let mut out = format!(
-        "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}\n",
-        "program", "ELF", "xlated", "JIT", "verifier", "ns/packet"
+        "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}  {}\n",
+        "program", "ELF", "xlated", "JIT", "verifier", "ns/packet", "checker"
     );
-    for (name, elf, numbers) in rows {
-        match numbers {
+    for row in rows {
+        let proof = match row.proven {
+            Some(true) => "proven",
+            Some(false) => "UNPROVEN",
+            None => "-",
+        };
+        match row.kernel {
             Some(n) => out.push_str(&format!(
-                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10.1}\n",
-                name, elf, n.sizes.xlated_insns, n.sizes.jited_insns, "accepted", n.ns_per_packet
+                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10.1}  {proof}\n",
+                row.name,
+                row.elf,
+                n.sizes.xlated_insns,
+                n.sizes.jited_insns,
+                "accepted",
+                n.ns_per_packet
             )),
             None => out.push_str(&format!(
-                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}\n",
-                name, elf, "-", "-", "not run", "-"
+                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}  {proof}\n",
+                row.name, row.elf, "-", "-", "not run", "-"
             )),
         }
     }

@@ -101,3 +101,78 @@ fn the_hand_written_logging_program_is_proven() {
     let output = simplebpf(&["check", policy.to_str().unwrap(), program.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+/// `build` proves what it emits: a wrong program (here the backend's C with the threshold off
+/// by one) is refused, or written loudly marked UNPROVEN with `--allow-unproven`.
+#[test]
+fn build_refuses_what_it_cannot_prove() {
+    use simplebpf::pipeline::{self, BuildError, BuildOptions, KernelUse};
+    use simplebpf_checker::Verdict;
+
+    let path = common::root().join("examples/fault.appnet");
+    let program = common::program(&path);
+    let mut emitted = common::compile("fault", &path, false).emitted;
+    emitted.c_source = emitted
+        .c_source
+        .replace("< 4080218932ULL", "< 4080218931ULL");
+    let options = BuildOptions {
+        kernel: KernelUse::Skip,
+        ..BuildOptions::default()
+    };
+    match pipeline::build_emitted("fault", &program, emitted.clone(), &options) {
+        Err(BuildError::Unproven { verdict }) => {
+            assert!(
+                matches!(*verdict, Verdict::NotEquivalent { .. }),
+                "{verdict:?}"
+            );
+        }
+        other => panic!(
+            "expected an unproven build, got {:?}",
+            other.map(|b| b.report)
+        ),
+    }
+    let loud = BuildOptions {
+        allow_unproven: true,
+        ..options
+    };
+    let built = pipeline::build_emitted("fault", &program, emitted, &loud).expect("written anyway");
+    assert!(!built.report.checker.proven());
+    let dir = tempfile::tempdir().unwrap();
+    let paths = pipeline::write_outputs(&built, dir.path()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&paths.report).unwrap()).unwrap();
+    assert_eq!(report["checker"]["verdict"], "not equivalent");
+    assert!(
+        report["checker"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("UNPROVEN")
+    );
+}
+
+#[test]
+fn every_build_report_carries_the_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::root().join("examples/bench/logging_fault.appnet");
+    let output = simplebpf(&[
+        "build",
+        path.to_str().unwrap(),
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--no-kernel",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("proven"));
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("logging_fault.report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["checker"]["verdict"], "equivalent");
+    assert!(report["checker"]["ms"].as_u64().is_some());
+    assert!(
+        !report["checker"]["assumptions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

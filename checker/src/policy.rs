@@ -36,6 +36,9 @@ pub enum Sym {
         den: BigInt,
     },
     Str(String),
+    /// A string that differs between paths: the index of one of the strings the policy
+    /// spells out (all strings are build-time constants here), interned in `STRINGS`.
+    StrId(BV),
     Opt {
         some: Bool,
         value: Box<Sym>,
@@ -166,6 +169,33 @@ pub fn constant(value: &Value) -> Result<Sym, Unsupported> {
     })
 }
 
+fn is_false(b: &Bool) -> bool {
+    b.simplify().as_bool() == Some(false)
+}
+
+thread_local! {
+    static STRINGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A string as the index of its spelling among those seen (equal strings, equal indices).
+fn string_id(value: &Sym) -> Result<BV, Unsupported> {
+    match value {
+        Sym::StrId(id) => Ok(id.clone()),
+        Sym::Str(text) => Ok(STRINGS.with(|strings| {
+            let mut strings = strings.borrow_mut();
+            let index = match strings.iter().position(|s| s == text) {
+                Some(index) => index,
+                None => {
+                    strings.push(text.clone());
+                    strings.len() - 1
+                }
+            };
+            BV::from_u64(index as u64, 32)
+        })),
+        _ => Err(Unsupported("a string of unknown shape".to_string())),
+    }
+}
+
 /// `ite(c, a, b)` for two values of one type.
 pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
     Ok(match (a, b) {
@@ -180,6 +210,9 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
             }
         }
         (Sym::Str(x), Sym::Str(y)) if x == y => Sym::Str(x.clone()),
+        (Sym::Str(_) | Sym::StrId(_), Sym::Str(_) | Sym::StrId(_)) => {
+            Sym::StrId(c.ite(&string_id(a)?, &string_id(b)?))
+        }
         (
             Sym::Opt {
                 some: s1,
@@ -191,7 +224,15 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
             },
         ) => Sym::Opt {
             some: c.ite(s1, s2),
-            value: Box::new(merge(c, v1, v2)?),
+            // The value of a `None` is never read: where one side is surely `None` (its
+            // placeholder may have another shape), take the other side's value.
+            value: Box::new(if is_false(s2) {
+                (**v1).clone()
+            } else if is_false(s1) {
+                (**v2).clone()
+            } else {
+                merge(c, v1, v2)?
+            }),
         },
         _ => {
             return Err(Unsupported(
@@ -702,6 +743,12 @@ fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
                 CmpOp::Ge => x >= y,
             };
             Bool::from_bool(holds)
+        }
+        (Sym::Str(_) | Sym::StrId(_), Sym::Str(_) | Sym::StrId(_))
+            if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
+        {
+            let same = string_id(a)?.eq(string_id(b)?);
+            if op == CmpOp::Eq { same } else { same.not() }
         }
         _ => return Err(Unsupported("comparing these values".to_string())),
     })

@@ -521,6 +521,24 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
         0x00 => dst.bvadd(&src),
         0x10 => dst.bvsub(&src),
         0x20 => dst.bvmul(&src),
+        0x30 | 0x90 if !signed && src.simplify().as_u64().is_some_and(|c| c != 0) => {
+            // Unsigned division by a constant: a fresh quotient q with q·c ≤ x < q·c + c
+            // (exact, and multiplication by a constant is cheap where a divider circuit is
+            // not).
+            let c = src.simplify();
+            let q = BV::fresh_const("quotient", bits);
+            let wide = |v: &BV| v.zero_ext(bits);
+            let product = wide(&q).bvmul(wide(&c));
+            state.cond.push(Bool::and(&[
+                product.bvule(wide(&dst)),
+                wide(&dst).bvult(product.bvadd(wide(&c))),
+            ]));
+            if op == 0x30 {
+                q
+            } else {
+                dst.bvsub(q.bvmul(&c))
+            }
+        }
         0x30 => {
             let q = if signed {
                 dst.bvsdiv(&src)

@@ -25,6 +25,13 @@ pub struct BuildArgs {
     /// Do not load the program: no verifier verdict, no kernel counts, no timing.
     #[arg(long)]
     pub no_kernel: bool,
+    /// Write the object even if the checker does not prove it equivalent to the policy; the
+    /// report and the table mark it UNPROVEN.
+    #[arg(long)]
+    pub allow_unproven: bool,
+    /// Per solver query of the checker; past it the verdict is "unknown".
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub timeout_ms: u64,
     /// `text` for people, `json` for tools (the report, on stdout).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -40,6 +47,8 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
         } else {
             KernelUse::Use
         },
+        allow_unproven: args.allow_unproven,
+        checker_timeout: std::time::Duration::from_millis(args.timeout_ms),
         ..BuildOptions::default()
     };
     let built = match pipeline::build(&name, &file.bytes, &options) {
@@ -62,6 +71,24 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
             }
             return Ok(Outcome::InputErrors);
         }
+        Err(BuildError::Unproven { verdict }) => {
+            let analysis = simplebpf_dsl::analyze_bytes(&file.bytes);
+            let program = analysis
+                .ir
+                .as_ref()
+                .expect("the build got past the front end");
+            let (text, json) = super::check::describe(program, &verdict, args.port)?;
+            match args.format {
+                Format::Json => println!("{json}"),
+                Format::Text => eprint!(
+                    "error: the generated program is not proven equivalent to the policy; nothing was written (--allow-unproven writes it anyway)\n{text}"
+                ),
+            }
+            return Ok(match *verdict {
+                simplebpf_checker::Verdict::Unknown { .. } => Outcome::Unknown,
+                _ => Outcome::InputErrors,
+            });
+        }
         Err(other) => return Err(other.into()),
     };
     output::diagnostics(&file, &built.warnings, args.format);
@@ -77,7 +104,12 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
             write!(
                 stdout,
                 "{}",
-                report::table(&[(name, built.report.elf_insns, numbers)])
+                report::table(&[report::Row {
+                    name,
+                    elf: built.report.elf_insns,
+                    kernel: numbers,
+                    proven: Some(built.report.checker.proven()),
+                }])
             )?;
             for path in [&paths.c, &paths.object, &paths.report] {
                 writeln!(stdout, "wrote {}", path.display())?;

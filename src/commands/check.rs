@@ -60,9 +60,29 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
             timeout: Duration::from_millis(args.timeout_ms),
         },
     );
-    let replayed = match &verdict {
+    let (text, json) = describe(program, &verdict, args.port)?;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(stdout, "{json}")?,
+        Format::Text => write!(stdout, "{text}")?,
+    }
+    Ok(match verdict {
+        Verdict::Equivalent { .. } => Outcome::Success,
+        Verdict::NotEquivalent { .. } => Outcome::InputErrors,
+        Verdict::Unknown { .. } => Outcome::Unknown,
+    })
+}
+
+/// The verdict as text and as JSON; a counterexample is first replayed in the interpreter,
+/// and one that does not reproduce there is an error, never a "not equivalent".
+pub fn describe(
+    program: &Program,
+    verdict: &Verdict,
+    port: u16,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let replayed = match verdict {
         Verdict::NotEquivalent { counterexample, .. } => {
-            let policy = replay(program, counterexample, args.port)?;
+            let policy = replay(program, counterexample, port)?;
             if policy.0 == counterexample.program_action && policy.1 == counterexample.program_post
             {
                 // The policy does what the program did: the counterexample is the checker's
@@ -75,16 +95,10 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
         }
         _ => None,
     };
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        Format::Json => writeln!(stdout, "{}", verdict_json(&verdict, replayed.as_ref()))?,
-        Format::Text => write!(stdout, "{}", verdict_text(&verdict, replayed.as_ref()))?,
-    }
-    Ok(match verdict {
-        Verdict::Equivalent { .. } => Outcome::Success,
-        Verdict::NotEquivalent { .. } => Outcome::InputErrors,
-        Verdict::Unknown { .. } => Outcome::Unknown,
-    })
+    Ok((
+        verdict_text(verdict, replayed.as_ref()),
+        verdict_json(verdict, replayed.as_ref()),
+    ))
 }
 
 fn load_program(path: &PathBuf) -> anyhow::Result<Vec<u8>> {

@@ -73,7 +73,12 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<Outcome> {
             write!(
                 stdout,
                 "{}",
-                report::table(&[(program.name.clone(), elf_insns, numbers.as_ref())])
+                report::table(&[report::Row {
+                    name: program.name.clone(),
+                    elf: elf_insns,
+                    kernel: numbers.as_ref(),
+                    proven: None,
+                }])
             )?;
             if let Some(n) = &numbers {
                 writeln!(

@@ -140,15 +140,16 @@ static __always_inline __u64 sb_div_u64(__u64 a, __u64 b)
             "\
 /* min(cap, x + k * t), exact for every x and t even where x + k * t leaves 64 bits: at or
  * above the cap stays at the cap; below it, the sum reaches the cap exactly when
- * t >= ceil((cap - x) / k), and otherwise stays below cap (so it fits). */
+ * t * k >= cap - x (t >= ceil((cap - x) / k)), and otherwise stays below cap (so it fits).
+ * t * k is compared without overflow and without a division at run time: past ~0 / k (a
+ * constant once inlined) the product exceeds every gap. */
 static __always_inline __s64 sb_add_capped(__s64 x, __u64 t, __u64 k, __s64 cap)
 {
 	if (x >= cap)
 		return cap;
 	__u64 gap = (__u64)cap - (__u64)x;
-	__u64 need = gap / k + (gap % k != 0);
 
-	if (t >= need)
+	if (t > ~0ULL / k || t * k >= gap)
 		return cap;
 	return (__s64)((__u64)x + t * k);
 }
