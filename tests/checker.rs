@@ -103,7 +103,10 @@ fn hand_written_programs_for_the_bench_policies_are_proven() {
         let program = common::root().join(format!("tests/xdp/handwritten_{name}.c"));
         let output = simplebpf(&["check", policy.to_str().unwrap(), program.to_str().unwrap()]);
         assert_eq!(output.status.code(), Some(0), "{name}: {}", text(&output));
-        eprintln!("handwritten {name}: {}", text(&output).lines().next().unwrap());
+        eprintln!(
+            "handwritten {name}: {}",
+            text(&output).lines().next().unwrap()
+        );
     }
 }
 

@@ -7,8 +7,10 @@ pub mod contract;
 pub mod filter;
 pub mod policy;
 pub mod query;
+pub mod replay;
 pub mod symexec;
 pub mod verdict;
 
 pub use query::{Options, assumptions, check};
+pub use replay::{KernelReplay, kernel_replay};
 pub use verdict::{Counterexample, Verdict};

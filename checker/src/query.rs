@@ -83,7 +83,8 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
         match solve(&solvers, &query, &inputs) {
             Answer::Unsat => {}
             Answer::Sat(model) => {
-                let counterexample = Counterexample::from_model(&model, &inputs, &places, path);
+                let counterexample =
+                    Counterexample::from_model(&model, &inputs, &places, path, object, &prog.insns);
                 return Verdict::NotEquivalent {
                     counterexample: Box::new(counterexample),
                     ms: started.elapsed().as_millis(),

@@ -9,6 +9,8 @@ use simplebpf_dsl::ir::Type;
 use z3::Model;
 use z3::ast::BV;
 
+use simplebpf_compiler::object_model::{BpfObject, MapKind};
+
 use crate::contract::{Place, VarPlace};
 use crate::policy;
 use crate::query;
@@ -52,6 +54,16 @@ pub struct Counterexample {
     pub program_action: u32,
     /// The stored state variables after the program ran.
     pub program_post: BTreeMap<String, Value>,
+    /// The whole pre-image of every writable global-data section (policy state and
+    /// anything else the program keeps there), for an exact replay.
+    pub sections_pre: BTreeMap<String, Vec<u8>>,
+    /// Instruction indices of the `bpf_get_prandom_u32` and `bpf_ktime_get_ns` calls this
+    /// path makes, in order, and the values the later clock reads return.
+    pub draw_sites: Vec<usize>,
+    pub time_sites: Vec<usize>,
+    pub later_times: Vec<u64>,
+    /// `(vector, value)` of each ring-buffer record the program emits, in order.
+    pub program_records: Vec<(String, Value)>,
 }
 
 fn eval_u64(model: &Model, term: &BV) -> u64 {
@@ -80,6 +92,8 @@ impl Counterexample {
         inputs: &Inputs,
         places: &[VarPlace],
         path: &PathEnd,
+        object: &BpfObject,
+        insns: &[simplebpf_compiler::object_model::Insn],
     ) -> Counterexample {
         let len = eval_u64(model, &inputs.packet_len).min(query::MAX_PACKET) as usize;
         let packet = query::packet_bytes(model, &inputs.packet, len);
@@ -122,6 +136,43 @@ impl Counterexample {
             }
         }
         let program_action = (eval_u64(model, &path.action) & 0xffff_ffff) as u32;
+        let mut sections_pre = BTreeMap::new();
+        for map in &object.maps {
+            if map.kind == MapKind::GlobalData && !map.name.starts_with(".rodata") {
+                let section = &inputs.sections[&map.name];
+                let bytes = (0..u64::from(map.value_size))
+                    .map(|offset| eval_u64(model, &section.byte(offset)) as u8)
+                    .collect();
+                sections_pre.insert(map.name.clone(), bytes);
+            }
+        }
+        let calls = |helper: i32| -> Vec<usize> {
+            path.trace
+                .iter()
+                .copied()
+                .filter(|&pc| {
+                    insns
+                        .get(pc)
+                        .is_some_and(|i| i.code == 0x85 && i.src == 0 && i.imm == helper)
+                })
+                .collect()
+        };
+        let program_records = path
+            .records
+            .iter()
+            .filter_map(|(map, bytes)| {
+                let var = places
+                    .iter()
+                    .find(|p| matches!(&p.place, Place::RingBuf { map: m, .. } if m == map))?;
+                let Type::Vec(element) = &var.ty else {
+                    return None;
+                };
+                Some((
+                    var.name.clone(),
+                    value_of(model, bytes, element, var.scale.as_ref()),
+                ))
+            })
+            .collect();
         Counterexample {
             packet,
             now,
@@ -129,6 +180,15 @@ impl Counterexample {
             pre_state,
             program_action,
             program_post,
+            program_records,
+            sections_pre,
+            draw_sites: calls(7),
+            time_sites: calls(5),
+            later_times: path
+                .later_times
+                .iter()
+                .map(|t| eval_u64(model, t))
+                .collect(),
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct ProgramModel {
     pub name: String,
     pub section: String,
     pub insns: Vec<Insn>,
+    /// Where the program's first instruction is in the ELF file: instruction slot `k` is at
+    /// `file_offset + 8·k` (subprograms linked after it are elsewhere). Tools that patch an
+    /// instruction for a replay use it.
+    pub file_offset: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +138,7 @@ impl BpfObject {
                 name: name.clone(),
                 section: format!("{:?}", program.section),
                 insns: decode(&function.instructions, &by_fd),
+                file_offset: file_offset(elf, function.section_index.0, function.section_offset),
             });
         }
 
@@ -188,6 +193,14 @@ impl BpfObject {
 }
 
 impl ProgramModel {
+    /// The 8-byte slot where instruction `index` starts (`lddw` takes two).
+    pub fn slot_of(&self, index: usize) -> usize {
+        self.insns[..index]
+            .iter()
+            .map(|insn| usize::from(insn.slots))
+            .sum()
+    }
+
     /// Instructions as the ELF holds them: `lddw` once, `ja +0` not at all.
     pub fn elf_instruction_count(&self) -> usize {
         self.insns.iter().filter(|insn| !insn.is_nop_jump()).count()
@@ -230,6 +243,13 @@ fn decode(raw: &[aya_obj::generated::bpf_insn], by_fd: &BTreeMap<i32, String>) -
         insns.push(model);
     }
     insns
+}
+
+fn file_offset(elf: &[u8], section: usize, offset: usize) -> Option<u64> {
+    let file = object::File::parse(elf).ok()?;
+    let section = file.section_by_index(object::SectionIndex(section)).ok()?;
+    let (start, _) = section.file_range()?;
+    Some(start + offset as u64)
 }
 
 /// Every global variable in a data section, from the ELF symbol table (the offsets BTF's

@@ -77,7 +77,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
                 .ir
                 .as_ref()
                 .expect("the build got past the front end");
-            let (text, json) = super::check::describe(program, &verdict, args.port)?;
+            let (text, json) = super::check::describe(program, &verdict, args.port, None)?;
             match args.format {
                 Format::Json => println!("{json}"),
                 Format::Text => eprint!(

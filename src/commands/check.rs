@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
-use simplebpf_checker::{Counterexample, Options, Verdict};
+use simplebpf_checker::{Counterexample, KernelReplay, Options, Verdict};
 use simplebpf_compiler::clang::{self, ClangOptions};
 use simplebpf_compiler::object_model::BpfObject;
 use simplebpf_compiler::rpc_filter::{Classification, classify};
@@ -60,7 +60,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
             timeout: Duration::from_millis(args.timeout_ms),
         },
     );
-    let (text, json) = describe(program, &verdict, args.port)?;
+    let (text, json) = describe(program, &verdict, args.port, Some((&elf, &object)))?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => writeln!(stdout, "{json}")?,
@@ -79,11 +79,15 @@ pub fn describe(
     program: &Program,
     verdict: &Verdict,
     port: u16,
+    binary: Option<(&[u8], &BpfObject)>,
 ) -> anyhow::Result<(String, serde_json::Value)> {
+    let mut kernel = None;
     let replayed = match verdict {
         Verdict::NotEquivalent { counterexample, .. } => {
             let policy = replay(program, counterexample, port)?;
-            if policy.0 == counterexample.program_action && policy.1 == counterexample.program_post
+            if policy.0 == counterexample.program_action
+                && policy.1 == counterexample.program_post
+                && policy.2 == counterexample.program_records
             {
                 // The policy does what the program did: the counterexample is the checker's
                 // mistake, and saying "not equivalent" would be a lie.
@@ -91,14 +95,43 @@ pub fn describe(
                     "internal error: the checker's counterexample does not reproduce in the interpreter; please report it"
                 );
             }
+            if let Some((elf, object)) = binary {
+                let outcome =
+                    simplebpf_checker::kernel_replay(elf, program, object, counterexample);
+                match &outcome {
+                    KernelReplay::NotReproduced { action, post } => bail!(
+                        "internal error: the kernel does not reproduce the checker's counterexample (it returned {} with {post:?}); please report it",
+                        action_name(*action)
+                    ),
+                    KernelReplay::Unavailable(reason)
+                        if reason.contains("not allowed")
+                            && simplebpf_compiler::kernel::kernel_required() =>
+                    {
+                        bail!("cannot replay the counterexample in the kernel: {reason}")
+                    }
+                    _ => {}
+                }
+                kernel = Some(outcome);
+            }
             Some(policy)
         }
         _ => None,
     };
-    Ok((
-        verdict_text(verdict, replayed.as_ref()),
-        verdict_json(verdict, replayed.as_ref()),
-    ))
+    let mut text = verdict_text(verdict, replayed.as_ref());
+    let mut json = verdict_json(verdict, replayed.as_ref());
+    if let Some(outcome) = kernel {
+        let (line, value) = match outcome {
+            KernelReplay::Reproduced => ("reproduced".to_string(), serde_json::json!(true)),
+            KernelReplay::Unavailable(reason) => (
+                format!("not replayed ({reason})"),
+                serde_json::json!(reason),
+            ),
+            KernelReplay::NotReproduced { .. } => unreachable!("bailed out above"),
+        };
+        text.push_str(&format!("\nkernel replay (BPF_PROG_TEST_RUN): {line}\n"));
+        json["counterexample"]["reproduced_in_kernel"] = value;
+    }
+    Ok((text, json))
 }
 
 fn load_program(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
@@ -117,15 +150,8 @@ fn load_program(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 }
 
 /// What the policy does on the counterexample's inputs (reference classifier + interpreter):
-/// the XDP action and the stored variables afterwards.
-fn replay(
-    program: &Program,
-    cx: &Counterexample,
-    port: u16,
-) -> anyhow::Result<(
-    u32,
-    std::collections::BTreeMap<String, simplebpf_dsl::interp::Value>,
-)> {
+/// the XDP action, the stored variables afterwards and the records.
+fn replay(program: &Program, cx: &Counterexample, port: u16) -> anyhow::Result<Replayed> {
     let mut state = interp::load(program, &[], 0)
         .map_err(|e| anyhow::anyhow!("init: {e}"))?
         .state;
@@ -134,8 +160,8 @@ fn replay(
             .set(program, name, value.clone())
             .map_err(|e| anyhow::anyhow!("pre-state {name}: {e}"))?;
     }
-    let (action, post): (u32, State) = match classify(&cx.packet, port) {
-        Classification::NotRpc => (2, state),
+    let (action, post, records): (u32, State, Vec<_>) = match classify(&cx.packet, port) {
+        Classification::NotRpc => (2, state, Vec::new()),
         Classification::Rpc { payload_len } => {
             let inputs = Inputs {
                 request: Request {
@@ -150,7 +176,12 @@ fn replay(
                 Action::Forward => 2,
                 Action::Reject { .. } => 1,
             };
-            (action, outcome.state)
+            let records = outcome
+                .records
+                .into_iter()
+                .map(|record| (record.vec, record.value))
+                .collect();
+            (action, outcome.state, records)
         }
     };
     let post = cx
@@ -158,7 +189,7 @@ fn replay(
         .keys()
         .map(|name| (name.clone(), post.vars[name].clone()))
         .collect();
-    Ok((action, post))
+    Ok((action, post, records))
 }
 
 fn action_name(action: u32) -> String {
@@ -176,6 +207,7 @@ fn hex(bytes: &[u8]) -> String {
 type Replayed = (
     u32,
     std::collections::BTreeMap<String, simplebpf_dsl::interp::Value>,
+    Vec<(String, simplebpf_dsl::interp::Value)>,
 );
 
 fn verdict_text(verdict: &Verdict, replayed: Option<&Replayed>) -> String {
@@ -197,7 +229,7 @@ fn verdict_text(verdict: &Verdict, replayed: Option<&Replayed>) -> String {
             counterexample: cx,
             ms,
         } => {
-            let (policy_action, policy_post) = replayed.expect("replayed");
+            let (policy_action, policy_post, policy_records) = replayed.expect("replayed");
             let mut out = format!("not equivalent: a counterexample ({ms} ms)\n\ninputs\n");
             out.push_str(&format!(
                 "  packet ({} bytes)  {}\n",
@@ -234,6 +266,19 @@ fn verdict_text(verdict: &Verdict, replayed: Option<&Replayed>) -> String {
                     value.to_string()
                 ));
             }
+            if !cx.program_records.is_empty() || !policy_records.is_empty() {
+                let show = |records: &[(String, simplebpf_dsl::interp::Value)]| {
+                    let shown: Vec<String> =
+                        records.iter().map(|(v, x)| format!("{v} <- {x}")).collect();
+                    shown.join(", ")
+                };
+                out.push_str(&format!(
+                    "{:<18} {:<24} {:<24}\n",
+                    "records",
+                    show(&cx.program_records),
+                    show(policy_records)
+                ));
+            }
             out
         }
         Verdict::Unknown { reason } => format!("unknown: {reason}\n"),
@@ -253,7 +298,12 @@ fn verdict_json(verdict: &Verdict, replayed: Option<&Replayed>) -> serde_json::V
             counterexample: cx,
             ms,
         } => {
-            let (policy_action, policy_post) = replayed.expect("replayed");
+            let (policy_action, policy_post, policy_records) = replayed.expect("replayed");
+            let records = |list: &[(String, simplebpf_dsl::interp::Value)]| {
+                list.iter()
+                    .map(|(v, x)| json!([v, json::value(x)]))
+                    .collect::<Vec<_>>()
+            };
             let values =
                 |map: &std::collections::BTreeMap<String, simplebpf_dsl::interp::Value>| {
                     map.iter()
@@ -268,8 +318,8 @@ fn verdict_json(verdict: &Verdict, replayed: Option<&Replayed>) -> serde_json::V
                     "time_ns": cx.now,
                     "draws": cx.draws,
                     "pre_state": values(&cx.pre_state),
-                    "program": { "action": action_name(cx.program_action), "state": values(&cx.program_post) },
-                    "policy": { "action": action_name(*policy_action), "state": values(policy_post) },
+                    "program": { "action": action_name(cx.program_action), "state": values(&cx.program_post), "records": records(&cx.program_records) },
+                    "policy": { "action": action_name(*policy_action), "state": values(policy_post), "records": records(policy_records) },
                     "replayed_in_interpreter": true,
                 },
             })

@@ -1,0 +1,166 @@
+//! Replaying a counterexample in the kernel: the object with its random draws and clock reads
+//! replaced by the counterexample's values (each `call` on the path becomes a `mov` into `r0`),
+//! loaded, given the counterexample's pre-state, and run once with `BPF_PROG_TEST_RUN` on its
+//! packet. If the kernel does not do what the model said the program does, the checker is
+//! wrong: the caller must say so loudly, not print "not equivalent".
+
+use std::collections::BTreeMap;
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use simplebpf_compiler::kernel::{KernelError, LoadedProgram};
+use simplebpf_compiler::object_model::BpfObject;
+use simplebpf_dsl::interp::Value;
+use simplebpf_dsl::ir::{Program, Type};
+
+use crate::contract::{self, Place};
+use crate::verdict::Counterexample;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KernelReplay {
+    /// The kernel returned the action and left the state the counterexample says.
+    Reproduced,
+    /// The kernel disagrees with the model: a checker bug.
+    NotReproduced {
+        action: u32,
+        post: BTreeMap<String, Value>,
+    },
+    /// The replay could not run; why.
+    Unavailable(String),
+}
+
+const CALL: u8 = 0x85;
+const MOV32_IMM: u8 = 0xb4;
+const MOV64_IMM: u8 = 0xb7;
+
+pub fn kernel_replay(
+    elf: &[u8],
+    program: &Program,
+    object: &BpfObject,
+    cx: &Counterexample,
+) -> KernelReplay {
+    match run(elf, program, object, cx) {
+        Ok(replay) => replay,
+        Err(reason) => KernelReplay::Unavailable(reason),
+    }
+}
+
+fn run(
+    elf: &[u8],
+    program: &Program,
+    object: &BpfObject,
+    cx: &Counterexample,
+) -> Result<KernelReplay, String> {
+    let places = contract::places(program, object)?;
+    if places
+        .iter()
+        .any(|p| matches!(p.place, Place::HashMap { .. }))
+    {
+        return Err("hash-map pre-states are not replayed yet".to_string());
+    }
+    let prog = object.xdp_program().map_err(|e| e.to_string())?;
+    let base = prog
+        .file_offset
+        .ok_or("the program's place in the ELF file is unknown")?;
+
+    let mut patched = elf.to_vec();
+    let mut patch = |site: usize, code: u8, value: u64| -> Result<(), String> {
+        let at = (base + 8 * prog.slot_of(site) as u64) as usize;
+        let slot = patched
+            .get_mut(at..at + 8)
+            .ok_or("an instruction outside the file")?;
+        if slot[0] != CALL {
+            return Err(format!("instruction {site} is not a call in the file"));
+        }
+        let imm = i32::try_from(value as i64)
+            .map_err(|_| format!("{value} does not fit an immediate"))?;
+        slot[0] = code;
+        slot[1] = 0; // dst r0, src 0
+        slot[2..4].copy_from_slice(&0i16.to_le_bytes());
+        slot[4..8].copy_from_slice(&imm.to_le_bytes());
+        Ok(())
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, site) in cx.draw_sites.iter().enumerate() {
+        if !seen.insert(*site) {
+            return Err("a draw site runs twice on the path (a loop)".to_string());
+        }
+        let draw = *cx.draws.get(k).ok_or("fewer draws than calls")?;
+        // mov32 zero-extends: r0 = the draw exactly, as the helper returns it.
+        patch(*site, MOV32_IMM, u64::from(draw) as i32 as i64 as u64)?;
+    }
+    let times: Vec<u64> = std::iter::once(cx.now)
+        .chain(cx.later_times.iter().copied())
+        .collect();
+    for (k, site) in cx.time_sites.iter().enumerate() {
+        if !seen.insert(*site) {
+            return Err("a clock read runs twice on the path (a loop)".to_string());
+        }
+        let time = *times.get(k).ok_or("fewer times than clock reads")?;
+        if time >= 1 << 31 {
+            return Err(format!("the time {time} does not fit a 32-bit immediate"));
+        }
+        patch(*site, MOV64_IMM, time)?;
+    }
+
+    let loaded = match LoadedProgram::load(&patched) {
+        Ok(loaded) => loaded,
+        Err(KernelError::Rejected { .. }) => {
+            return Err("the verifier rejected the patched object".to_string());
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    for (section, bytes) in &cx.sections_pre {
+        loaded
+            .write_section(section, bytes)
+            .map_err(|e| e.to_string())?;
+    }
+    let (action, _) = loaded.test_run(&cx.packet, 1).map_err(|e| e.to_string())?;
+    let mut post = BTreeMap::new();
+    let mut sections = BTreeMap::new();
+    for var in &places {
+        let (place, ty) = match &var.place {
+            Place::Global { .. } => (&var.place, var.ty.clone()),
+            Place::RingBuf { len, .. } => (len.as_ref(), var.ty.clone()),
+            _ => continue,
+        };
+        if let Place::Global {
+            section,
+            offset,
+            size,
+        } = place
+        {
+            if !sections.contains_key(section) {
+                sections.insert(
+                    section.clone(),
+                    loaded.read_section(section).map_err(|e| e.to_string())?,
+                );
+            }
+            let bytes = &sections[section][*offset as usize..(*offset + u64::from(*size)) as usize];
+            post.insert(var.name.clone(), decode(bytes, &ty, var.scale.as_ref()));
+        }
+    }
+    Ok(if action == cx.program_action && post == cx.program_post {
+        KernelReplay::Reproduced
+    } else {
+        KernelReplay::NotReproduced { action, post }
+    })
+}
+
+fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {
+    let mut word = [0u8; 8];
+    word[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+    let bits = u64::from_le_bytes(word);
+    match ty {
+        Type::Int => Value::Int(bits as i64),
+        Type::Uint => Value::Uint(bits),
+        Type::Instant => Value::Instant(bits),
+        Type::Bool => Value::Bool(bits != 0),
+        Type::Float => Value::Float(BigRational::new(
+            BigInt::from(bits as i64),
+            scale.cloned().unwrap_or_else(|| BigInt::from(1)),
+        )),
+        Type::Vec(_) => Value::Vec(bits),
+        _ => Value::Bool(false),
+    }
+}
