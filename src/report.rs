@@ -35,6 +35,14 @@ impl CheckerSection {
                 "verdict": "not equivalent", "ms": ms, "assumptions": [],
                 "warning": "UNPROVEN: written because of --allow-unproven; the program differs from the policy",
             }),
+            CheckerSection::Checked(Verdict::Race {
+                instruction,
+                variable,
+            }) => json!({
+                "verdict": "not equivalent", "reason": "race", "instruction": instruction,
+                "variable": variable, "assumptions": [],
+                "warning": "UNPROVEN: written because of --allow-unproven; concurrent requests can lose updates",
+            }),
             CheckerSection::Checked(Verdict::Unknown { reason }) => json!({
                 "verdict": "unknown", "ms": Json::Null, "reason": reason, "assumptions": [],
                 "warning": "UNPROVEN: written because of --allow-unproven",

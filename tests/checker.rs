@@ -184,3 +184,53 @@ fn every_build_report_carries_the_proof() {
             .is_empty()
     );
 }
+
+/// LANGUAGE.md §4.5: a read-modify-write of shared state that is neither atomic nor locked
+/// loses updates under concurrency, which sequential symbolic execution cannot see; the
+/// structural race check names the instruction and the variable.
+#[test]
+fn unprotected_read_modify_writes_are_races() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "bench/logging",
+            "logging",
+            "__sync_fetch_and_add(&req_count, 1LL);",
+            "req_count += 1;",
+            "req_count",
+        ),
+        (
+            "ratelimit",
+            "ratelimit",
+            "\tbpf_spin_lock(&sb_cell->lock);\n",
+            "",
+            "tokens",
+        ),
+    ];
+    for (example, name, from, to, variable) in cases {
+        let policy = common::root().join(format!("examples/{example}.appnet"));
+        let c = shipped_c(dir.path(), name, &policy);
+        let source = std::fs::read_to_string(&c).unwrap();
+        assert!(source.contains(from));
+        let wrong = source.replace(from, to).replace(
+            "\tbpf_spin_unlock(&sb_cell->lock);\n",
+            if to.is_empty() {
+                ""
+            } else {
+                "\tbpf_spin_unlock(&sb_cell->lock);\n"
+            },
+        );
+        std::fs::write(&c, wrong).unwrap();
+        let output = simplebpf(&[
+            "check",
+            policy.to_str().unwrap(),
+            c.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{name}: {}", text(&output));
+        let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(verdict["reason"], "race", "{verdict}");
+        assert_eq!(verdict["variable"], variable, "{verdict}");
+    }
+}

@@ -14,7 +14,7 @@ use z3::{Params, SatResult, Solver};
 use crate::contract::{self, Place, VarPlace};
 use crate::filter;
 use crate::policy::{self, PolicyOutcome, Sym};
-use crate::symexec::{self, Inputs, PathEnd};
+use crate::symexec::{self, AccessKind, Inputs, Location, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
 
 const XDP_DROP: u64 = 1;
@@ -59,6 +59,12 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
             return unknown(format!("instruction {}: {}", u.pc, u.reason));
         }
     };
+    if let Some((instruction, variable)) = race(&paths, &places) {
+        return Verdict::Race {
+            instruction,
+            variable,
+        };
+    }
     let (is_rpc, payload_len) = filter::rpc(&inputs.packet, &inputs.packet_len, options.port);
     let policy = match policy::encode(program, &places, &inputs, &payload_len) {
         Ok(p) => p,
@@ -166,6 +172,56 @@ fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs) -> Answer {
         }
     }
     Answer::Unknown
+}
+
+/// The state variable an access touches, if any.
+fn variable_at<'p>(places: &'p [VarPlace], location: &Location) -> Option<&'p VarPlace> {
+    places.iter().find(|var| {
+        let global = match &var.place {
+            Place::RingBuf { len, .. } => len.as_ref(),
+            place => place,
+        };
+        match (global, location) {
+            (
+                Place::Global {
+                    section,
+                    offset,
+                    size,
+                },
+                Location::Global {
+                    section: s,
+                    offset: o,
+                    size: n,
+                },
+            ) => section == s && *o < offset + u64::from(*size) && *offset < o + u64::from(*n),
+            (Place::HashMap { map }, Location::MapValue { map: m }) => map == m,
+            _ => false,
+        }
+    })
+}
+
+/// A store to a state variable that an earlier load of it on the same path read, without a
+/// lock section around both: a lost update waiting to happen. Atomic instructions are fine.
+fn race(paths: &[PathEnd], places: &[VarPlace]) -> Option<(usize, String)> {
+    for path in paths {
+        for (index, store) in path.accesses.iter().enumerate() {
+            if store.kind != AccessKind::Store {
+                continue;
+            }
+            let Some(var) = variable_at(places, &store.location) else {
+                continue;
+            };
+            let unprotected_read = path.accesses[..index].iter().any(|load| {
+                load.kind == AccessKind::Load
+                    && variable_at(places, &load.location).is_some_and(|v| v.name == var.name)
+                    && !(load.lock_section.is_some() && load.lock_section == store.lock_section)
+            });
+            if unprotected_read {
+                return Some((store.pc, var.name.clone()));
+            }
+        }
+    }
+    None
 }
 
 fn base_assumptions(inputs: &Inputs, places: &[VarPlace]) -> Vec<Bool> {

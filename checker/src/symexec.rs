@@ -91,6 +91,38 @@ pub struct Inputs {
     pub maps: BTreeMap<String, MapState>,
 }
 
+/// Where a memory access went, for the race check: a global-data section and offset, or a
+/// map's value (by map; the key is symbolic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Global {
+        section: String,
+        offset: u64,
+        size: u32,
+    },
+    MapValue {
+        map: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    Load,
+    Store,
+    /// One atomic instruction: a read-modify-write no other CPU can split.
+    Atomic,
+}
+
+/// One memory access on a path: the instruction, what it did where, and which
+/// `bpf_spin_lock` section it ran in (`None` outside any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub pc: usize,
+    pub kind: AccessKind,
+    pub location: Location,
+    pub lock_section: Option<usize>,
+}
+
 /// One run from entry to `exit`.
 #[derive(Debug, Clone)]
 pub struct PathEnd {
@@ -106,6 +138,8 @@ pub struct PathEnd {
     pub later_times: Vec<BV>,
     /// Instruction indices this path executed, for replay and reports.
     pub trace: Vec<usize>,
+    /// Accesses to global data and map values, in order.
+    pub accesses: Vec<Access>,
 }
 
 /// The frame pointer's offset: the stack region spans [0, 512).
@@ -201,6 +235,10 @@ struct State {
     trace: Vec<usize>,
     steps: usize,
     packet_len: BV,
+    accesses: Vec<Access>,
+    /// The current lock section's number, and how many have been entered.
+    lock: Option<usize>,
+    locks_taken: usize,
 }
 
 /// Runs every path of the program; `Err` when some instruction or helper is outside the
@@ -234,6 +272,9 @@ pub fn execute(
         trace: Vec::new(),
         steps: 0,
         packet_len: inputs.packet_len.clone(),
+        accesses: Vec::new(),
+        lock: None,
+        locks_taken: 0,
     };
     let pruner = Solver::new();
     let mut work = vec![start];
@@ -283,6 +324,7 @@ pub fn execute(
                         draws_used: state.draws_used,
                         later_times: times,
                         trace: state.trace.clone(),
+                        accesses: state.accesses.clone(),
                     });
                     break;
                 }
@@ -761,8 +803,14 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             state.times.push(time.clone());
             Val::Scalar(time)
         }
-        HELPER_SPIN_LOCK | HELPER_SPIN_UNLOCK => {
-            // Sequentially a lock does nothing; atomicity is the race check's business.
+        HELPER_SPIN_LOCK => {
+            // Sequentially a lock does nothing; the race check uses the sections it marks.
+            state.locks_taken += 1;
+            state.lock = Some(state.locks_taken);
+            Val::Scalar(bv(0, 64))
+        }
+        HELPER_SPIN_UNLOCK => {
+            state.lock = None;
             Val::Scalar(bv(0, 64))
         }
         HELPER_MAP_UPDATE => {
@@ -874,6 +922,7 @@ fn load(state: &mut State, insn: &Insn) -> Result<(), Unknown> {
         ));
     };
     let off = off.bvadd(BV::from_i64(i64::from(insn.off), 64));
+    record_access(state, AccessKind::Load, &region, &off, size);
     let value = if let Region::Ctx = region {
         ctx_load(state, &off, size)?
     } else {
@@ -1021,13 +1070,37 @@ fn store(state: &mut State, insn: &Insn) -> Result<(), Unknown> {
     let bits = size * 8;
     let value = value.extract(bits - 1, 0);
     match mode {
-        0x60 => write(state, &region, &off, &value),
+        0x60 => {
+            record_access(state, AccessKind::Store, &region, &off, size);
+            write(state, &region, &off, &value)
+        }
         0xc0 if class_stx => atomic(state, insn, &region, &off, value, size),
         other => Err(unknown(
             state,
             format!("store mode {other:#04x} is not modelled"),
         )),
     }
+}
+
+fn record_access(state: &mut State, kind: AccessKind, region: &Region, off: &BV, size: u32) {
+    let location = match region {
+        Region::Section(section) => match off.simplify().as_u64() {
+            Some(offset) => Location::Global {
+                section: section.clone(),
+                offset,
+                size,
+            },
+            None => return,
+        },
+        Region::MapValue { map, .. } => Location::MapValue { map: map.clone() },
+        _ => return,
+    };
+    state.accesses.push(Access {
+        pc: state.pc,
+        kind,
+        location,
+        lock_section: state.lock,
+    });
 }
 
 fn atomic(
@@ -1038,6 +1111,7 @@ fn atomic(
     value: BV,
     size: u32,
 ) -> Result<(), Unknown> {
+    record_access(state, AccessKind::Atomic, region, off, size);
     if size != 4 && size != 8 {
         return Err(unknown(
             state,

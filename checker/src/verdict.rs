@@ -27,6 +27,13 @@ pub enum Verdict {
         counterexample: Box<Counterexample>,
         ms: u128,
     },
+    /// A read-modify-write of shared state that is neither one atomic instruction nor inside
+    /// a `bpf_spin_lock` section: concurrent invocations can lose updates (LANGUAGE.md §3.1,
+    /// §4.5), which sequential execution cannot show.
+    Race {
+        instruction: usize,
+        variable: String,
+    },
     Unknown {
         reason: String,
     },
@@ -36,7 +43,7 @@ impl Verdict {
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::Equivalent { .. } => "equivalent",
-            Verdict::NotEquivalent { .. } => "not equivalent",
+            Verdict::NotEquivalent { .. } | Verdict::Race { .. } => "not equivalent",
             Verdict::Unknown { .. } => "unknown",
         }
     }

@@ -68,7 +68,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     }
     Ok(match verdict {
         Verdict::Equivalent { .. } => Outcome::Success,
-        Verdict::NotEquivalent { .. } => Outcome::InputErrors,
+        Verdict::NotEquivalent { .. } | Verdict::Race { .. } => Outcome::InputErrors,
         Verdict::Unknown { .. } => Outcome::Unknown,
     })
 }
@@ -281,6 +281,12 @@ fn verdict_text(verdict: &Verdict, replayed: Option<&Replayed>) -> String {
             }
             out
         }
+        Verdict::Race {
+            instruction,
+            variable,
+        } => format!(
+            "not equivalent (race): instruction {instruction} writes `{variable}` after reading it, neither as one atomic instruction nor inside a bpf_spin_lock section; concurrent requests can lose updates\n"
+        ),
         Verdict::Unknown { reason } => format!("unknown: {reason}\n"),
     }
 }
@@ -324,6 +330,12 @@ fn verdict_json(verdict: &Verdict, replayed: Option<&Replayed>) -> serde_json::V
                 },
             })
         }
+        Verdict::Race {
+            instruction,
+            variable,
+        } => json!({
+            "verdict": "not equivalent", "reason": "race", "instruction": instruction, "variable": variable,
+        }),
         Verdict::Unknown { reason } => json!({ "verdict": "unknown", "reason": reason }),
     }
 }
