@@ -86,6 +86,15 @@ fn modulo_bias_is_not_equivalent() {
 }
 
 #[test]
+fn an_unbounded_loop_is_unknown() {
+    let policy = common::root().join("examples/null.appnet");
+    let program = common::root().join("tests/xdp/outside_model_loop.c");
+    let output = simplebpf(&["check", policy.to_str().unwrap(), program.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("loop"), "{}", text(&output));
+}
+
+#[test]
 fn a_helper_outside_the_model_is_unknown() {
     let policy = common::root().join("examples/null.appnet");
     let program = common::root().join("tests/xdp/outside_model_redirect.c");

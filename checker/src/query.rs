@@ -53,7 +53,7 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
         Err(err) => return unknown(err.to_string()),
     };
     let inputs = symexec::fresh_inputs(object);
-    let paths = match symexec::execute(object, &prog.insns, &inputs) {
+    let paths = match symexec::execute(&prog.insns, &inputs, started + options.timeout) {
         Ok(paths) => paths,
         Err(u) => {
             return unknown(format!("instruction {}: {}", u.pc, u.reason));

@@ -146,6 +146,10 @@ pub struct PathEnd {
 const STACK_SIZE: u64 = 512;
 const MAX_STEPS: usize = 100_000;
 const MAX_PATHS: usize = 4096;
+/// How often one instruction may run on one path: loops are unrolled this far, beyond it
+/// the verdict is "unknown". (The verifier's own bound on verified loops is larger; no
+/// program of this project loops at all.)
+const LOOP_BOUND: usize = 64;
 
 fn bv(value: u64, bits: u32) -> BV {
     BV::from_u64(value, bits)
@@ -244,11 +248,10 @@ struct State {
 /// Runs every path of the program; `Err` when some instruction or helper is outside the
 /// model.
 pub fn execute(
-    object: &BpfObject,
     insns: &[Insn],
     inputs: &Inputs,
+    deadline: std::time::Instant,
 ) -> Result<Vec<PathEnd>, Unknown> {
-    let _ = object;
     let mut regs = vec![None; 11];
     regs[1] = Some(Val::Ptr {
         region: Region::Ctx,
@@ -277,6 +280,10 @@ pub fn execute(
         locks_taken: 0,
     };
     let pruner = Solver::new();
+    // Pruning is an optimisation: a check that takes too long keeps both sides.
+    let mut params = z3::Params::new();
+    params.set_u32("timeout", 2000);
+    pruner.set_params(&params);
     let mut work = vec![start];
     let mut ends = Vec::new();
     while let Some(mut state) = work.pop() {
@@ -287,6 +294,20 @@ pub fn execute(
                     reason: format!(
                         "a path runs more than {MAX_STEPS} instructions (a loop beyond the model's bound)"
                     ),
+                });
+            }
+            if state.trace.iter().filter(|&&pc| pc == state.pc).count() >= LOOP_BOUND {
+                return Err(Unknown {
+                    pc: state.pc,
+                    reason: format!(
+                        "a loop runs more than {LOOP_BOUND} times on one path (the model unrolls loops that far)"
+                    ),
+                });
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Unknown {
+                    pc: state.pc,
+                    reason: "symbolic execution did not finish within the timeout".to_string(),
                 });
             }
             let Some(insn) = insns.get(state.pc) else {
