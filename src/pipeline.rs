@@ -130,8 +130,9 @@ pub fn build_emitted(
     let checker = if options.test_hooks {
         CheckerSection::NotRun("a test build reads draws and time from globals".to_string())
     } else {
-        let verdict = simplebpf_checker::check(
+        let verdict = simplebpf_checker::check_object(
             program,
+            &elf,
             &object,
             &simplebpf_checker::Options {
                 port: options.port,

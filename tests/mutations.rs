@@ -303,7 +303,10 @@ fn every_mutant_is_refuted_with_a_counterexample_the_kernel_reproduces() {
                 );
             }
         }
-        eprintln!("refuted in {} ms: {example} / {description}", verdict["ms"]);
+        eprintln!(
+            "refuted in {} ms by {}: {example} / {description}",
+            verdict["ms"], cx["found_by"]
+        );
         refuted += 1;
     }
     eprintln!(

@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod filter;
 pub mod policy;
+pub mod pretest;
 pub mod query;
 pub mod replay;
 pub mod symexec;
@@ -14,3 +15,28 @@ pub mod verdict;
 pub use query::{Options, assumptions, check};
 pub use replay::{KernelReplay, kernel_replay};
 pub use verdict::{Counterexample, Verdict};
+
+/// The full check of an object as `simplebpf check` and `build` run it: concrete pre-tests in
+/// the kernel first (when it is available), then the solver. Counterexamples join the
+/// pre-tests of later checks in this process.
+pub fn check_object(
+    program: &simplebpf_dsl::ir::Program,
+    elf: &[u8],
+    object: &simplebpf_compiler::object_model::BpfObject,
+    options: &Options,
+) -> Verdict {
+    // A program outside the model is "unknown" whatever a test would show.
+    if let Ok(prog) = object.xdp_program()
+        && let Some(unknown) = symexec::unmodelled_call(&prog.insns)
+    {
+        return Verdict::Unknown {
+            reason: format!("instruction {}: {}", unknown.pc, unknown.reason),
+        };
+    }
+    let verdict = pretest::run(elf, program, object, options.port)
+        .unwrap_or_else(|| check(program, object, options));
+    if let Verdict::NotEquivalent { counterexample, .. } = &verdict {
+        pretest::learn(counterexample);
+    }
+    verdict
+}

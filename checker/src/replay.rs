@@ -147,7 +147,7 @@ fn run(
     })
 }
 
-fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {
+pub(crate) fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {
     let mut word = [0u8; 8];
     word[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
     let bits = u64::from_le_bytes(word);

@@ -245,6 +245,34 @@ struct State {
     locks_taken: usize,
 }
 
+/// A call the model lacks, found without running anything: such a program is "unknown"
+/// before any test or query runs.
+pub fn unmodelled_call(insns: &[Insn]) -> Option<Unknown> {
+    const MODELLED: &[i32] = &[
+        HELPER_MAP_LOOKUP,
+        HELPER_MAP_UPDATE,
+        HELPER_MAP_DELETE,
+        HELPER_KTIME,
+        HELPER_PRANDOM,
+        HELPER_SPIN_LOCK,
+        HELPER_SPIN_UNLOCK,
+        HELPER_RINGBUF_OUTPUT,
+    ];
+    insns.iter().enumerate().find_map(|(pc, insn)| {
+        if insn.code != 0x85 {
+            return None;
+        }
+        let reason = if insn.src != 0 {
+            "calls to BPF subprograms or kfuncs are not modelled".to_string()
+        } else if !MODELLED.contains(&insn.imm) {
+            format!("helper #{} is not modelled", insn.imm)
+        } else {
+            return None;
+        };
+        Some(Unknown { pc, reason })
+    })
+}
+
 /// Runs every path of the program; `Err` when some instruction or helper is outside the
 /// model.
 pub fn execute(

@@ -71,6 +71,8 @@ pub struct Counterexample {
     pub later_times: Vec<u64>,
     /// `(vector, value)` of each ring-buffer record the program emits, in order.
     pub program_records: Vec<(String, Value)>,
+    /// What found it: a concrete pre-test in the kernel, or the solver.
+    pub found_by: &'static str,
 }
 
 fn eval_u64(model: &Model, term: &BV) -> u64 {
@@ -188,6 +190,7 @@ impl Counterexample {
             program_action,
             program_post,
             program_records,
+            found_by: "the solver",
             sections_pre,
             draw_sites: calls(7),
             time_sites: calls(5),

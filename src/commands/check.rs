@@ -52,8 +52,9 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     };
     let elf = load_program(&args.program)?;
     let object = BpfObject::parse(&elf).with_context(|| args.program.display().to_string())?;
-    let verdict = simplebpf_checker::check(
+    let verdict = simplebpf_checker::check_object(
         program,
+        &elf,
         &object,
         &Options {
             port: args.port,
@@ -230,7 +231,10 @@ fn verdict_text(verdict: &Verdict, replayed: Option<&Replayed>) -> String {
             ms,
         } => {
             let (policy_action, policy_post, policy_records) = replayed.expect("replayed");
-            let mut out = format!("not equivalent: a counterexample ({ms} ms)\n\ninputs\n");
+            let mut out = format!(
+                "not equivalent: a counterexample, found by {} ({ms} ms)\n\ninputs\n",
+                cx.found_by
+            );
             out.push_str(&format!(
                 "  packet ({} bytes)  {}\n",
                 cx.packet.len(),
@@ -327,6 +331,7 @@ fn verdict_json(verdict: &Verdict, replayed: Option<&Replayed>) -> serde_json::V
                     "program": { "action": action_name(cx.program_action), "state": values(&cx.program_post), "records": records(&cx.program_records) },
                     "policy": { "action": action_name(*policy_action), "state": values(policy_post), "records": records(policy_records) },
                     "replayed_in_interpreter": true,
+                    "found_by": cx.found_by,
                 },
             })
         }

@@ -1,0 +1,234 @@
+//! Cheap concrete tests before the solver (the K2 lesson): the object runs in the kernel on a
+//! few frames with every random draw and clock read patched to fixed values, the policy runs
+//! in the interpreter on the same inputs, and a difference is a counterexample found without
+//! Z3. Counterexamples the solver finds later join these inputs for the rest of the process,
+//! so a search that checks many candidates (the optimizer) tries them first.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use simplebpf_compiler::kernel::LoadedProgram;
+use simplebpf_compiler::object_model::{BpfObject, MapKind};
+use simplebpf_compiler::rpc_filter::{Classification, classify};
+use simplebpf_dsl::ast::HandlerKind;
+use simplebpf_dsl::interp::{self, Action, Inputs, Request, State, Value};
+use simplebpf_dsl::ir::Program;
+
+use crate::contract::{self, Place};
+use crate::replay::decode;
+use crate::verdict::{Counterexample, Verdict};
+
+const CALL: u8 = 0x85;
+const MOV32_IMM: u8 = 0xb4;
+const MOV64_IMM: u8 = 0xb7;
+const DRAWS: &[u32] = &[0, 1 << 31, u32::MAX];
+const NOW: u64 = 1_000_000_000;
+
+/// A concrete input: a frame, every draw equal to `draw`, every clock read `NOW`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Case {
+    frame: Vec<u8>,
+    draw: u32,
+}
+
+thread_local! {
+    /// Frames of earlier counterexamples, tried first from then on.
+    static LEARNED: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Remembers a counterexample's frame for later pre-tests.
+pub fn learn(counterexample: &Counterexample) {
+    LEARNED.with(|learned| {
+        let mut learned = learned.borrow_mut();
+        if !learned.contains(&counterexample.packet) {
+            learned.push(counterexample.packet.clone());
+        }
+    });
+}
+
+fn frames(port: u16) -> Vec<Vec<u8>> {
+    let mut frames: Vec<Vec<u8>> = LEARNED.with(|l| l.borrow().clone());
+    let udp = |dest: u16, payload: usize| {
+        let mut l4 = vec![0x9c, 0x40];
+        l4.extend_from_slice(&dest.to_be_bytes());
+        l4.extend_from_slice(&((payload + 8) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend(std::iter::repeat_n(0xAB, payload));
+        l4
+    };
+    let ipv4 = |options: usize, l4: &[u8]| {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let ihl = 5 + options / 4;
+        f.push(0x40 | ihl as u8);
+        f.push(0);
+        f.extend_from_slice(&((ihl * 4 + l4.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend(std::iter::repeat_n(1, options));
+        f.extend_from_slice(l4);
+        f
+    };
+    let ipv6 = |l4: &[u8]| {
+        let mut f = vec![
+            2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xDD, 0x60, 0, 0, 0,
+        ];
+        f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        f.extend(std::iter::repeat_n(7, 32));
+        f.extend_from_slice(l4);
+        f
+    };
+    frames.push(ipv4(0, &udp(port, 64)));
+    frames.push(ipv4(0, &udp(port, 200)));
+    frames.push(ipv4(8, &udp(port, 0)));
+    frames.push(ipv6(&udp(port, 100)));
+    frames.push(ipv4(0, &udp(port.wrapping_add(1), 64)));
+    frames
+}
+
+/// Patches every draw and clock call of the program into a `mov` of the given value.
+fn patched(elf: &[u8], object: &BpfObject, draw: u32) -> Option<Vec<u8>> {
+    let prog = object.xdp_program().ok()?;
+    let base = prog.file_offset?;
+    let mut bytes = elf.to_vec();
+    for (index, insn) in prog.insns.iter().enumerate() {
+        if insn.code != CALL || insn.src != 0 || !matches!(insn.imm, 5 | 7) {
+            continue;
+        }
+        let at = (base + 8 * prog.slot_of(index) as u64) as usize;
+        let slot = bytes.get_mut(at..at + 8)?;
+        if slot[0] != CALL {
+            return None;
+        }
+        let (code, imm) = if insn.imm == 7 {
+            (MOV32_IMM, draw as i32)
+        } else {
+            (MOV64_IMM, NOW as i32)
+        };
+        slot[0] = code;
+        slot[1] = 0;
+        slot[2..4].copy_from_slice(&0i16.to_le_bytes());
+        slot[4..8].copy_from_slice(&imm.to_le_bytes());
+    }
+    Some(bytes)
+}
+
+/// Runs the pre-tests; `Some` verdict when one of them already shows a difference. `None`
+/// also when they cannot run (no kernel, hash-map state): then the solver decides alone.
+pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Option<Verdict> {
+    let started = Instant::now();
+    let places = contract::places(program, object).ok()?;
+    // Map entries and ring-buffer records are not compared here; the solver sees them.
+    if places
+        .iter()
+        .any(|p| matches!(p.place, Place::HashMap { .. } | Place::RingBuf { .. }))
+    {
+        return None;
+    }
+    let sections: BTreeMap<String, Vec<u8>> = object
+        .maps
+        .iter()
+        .filter(|m| m.kind == MapKind::GlobalData && !m.name.starts_with(".rodata"))
+        .map(|m| {
+            let mut bytes = m.initial.clone();
+            bytes.resize(m.value_size as usize, 0);
+            (m.name.clone(), bytes)
+        })
+        .collect();
+    let read_vars = |sections: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Value> {
+        let mut vars = BTreeMap::new();
+        for var in &places {
+            let place = match &var.place {
+                Place::RingBuf { len, .. } => len.as_ref(),
+                place => place,
+            };
+            if let Place::Global {
+                section,
+                offset,
+                size,
+            } = place
+                && let Some(bytes) = sections.get(section)
+            {
+                let start = *offset as usize;
+                let raw = &bytes[start..start + *size as usize];
+                vars.insert(var.name.clone(), decode(raw, &var.ty, var.scale.as_ref()));
+            }
+        }
+        vars
+    };
+    let pre_vars = read_vars(&sections);
+    let mut pre = interp::load(program, &[], 0).ok()?.state;
+    for (name, value) in &pre_vars {
+        pre.set(program, name, value.clone()).ok()?;
+    }
+    for &draw in DRAWS {
+        let elf = patched(elf, object, draw)?;
+        let loaded = LoadedProgram::load(&elf).ok()?;
+        for frame in frames(port) {
+            let case = Case { frame, draw };
+            for (name, bytes) in &sections {
+                loaded.write_section(name, bytes).ok()?;
+            }
+            let (action, _) = loaded.test_run(&case.frame, 1).ok()?;
+            let mut after = BTreeMap::new();
+            for name in sections.keys() {
+                after.insert(name.clone(), loaded.read_section(name).ok()?);
+            }
+            let post = read_vars(&after);
+            let (expected_action, expected): (u32, State) = match classify(&case.frame, port) {
+                Classification::NotRpc => (2, pre.clone()),
+                Classification::Rpc { payload_len } => {
+                    let draws = vec![case.draw; 256];
+                    let inputs = Inputs {
+                        request: Request {
+                            payload_len: u64::from(payload_len),
+                        },
+                        draws: &draws,
+                        time_ns: NOW,
+                    };
+                    let outcome = interp::run(program, HandlerKind::Req, &pre, &inputs).ok()?;
+                    let action = match outcome.action {
+                        Action::Forward => 2,
+                        Action::Reject { .. } => 1,
+                    };
+                    (action, outcome.state)
+                }
+            };
+            let expected_post: BTreeMap<String, Value> = post
+                .keys()
+                .filter_map(|name| expected.vars.get(name).map(|v| (name.clone(), v.clone())))
+                .collect();
+            if action != expected_action || post != expected_post {
+                let prog = object.xdp_program().ok()?;
+                let sites = |helper: i32| -> Vec<usize> {
+                    prog.insns
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.code == CALL && i.src == 0 && i.imm == helper)
+                        .map(|(index, _)| index)
+                        .collect()
+                };
+                let time_sites = sites(5);
+                let counterexample = Counterexample {
+                    packet: case.frame,
+                    now: NOW,
+                    draws: vec![case.draw; sites(7).len().max(4)],
+                    pre_state: pre_vars.clone(),
+                    program_action: action,
+                    program_post: post,
+                    sections_pre: sections.clone(),
+                    draw_sites: sites(7),
+                    later_times: vec![NOW; time_sites.len().saturating_sub(1)],
+                    time_sites,
+                    program_records: Vec::new(),
+                    found_by: "a concrete pre-test in the kernel",
+                };
+                return Some(Verdict::NotEquivalent {
+                    counterexample: Box::new(counterexample),
+                    ms: started.elapsed().as_millis(),
+                });
+            }
+        }
+    }
+    None
+}
