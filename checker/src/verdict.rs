@@ -80,19 +80,8 @@ fn eval_u64(model: &Model, term: &BV) -> u64 {
 }
 
 fn value_of(model: &Model, raw: &BV, ty: &Type, scale: Option<&BigInt>) -> Value {
-    let bits = eval_u64(model, raw);
-    match ty {
-        Type::Int => Value::Int(bits as i64),
-        Type::Uint => Value::Uint(bits),
-        Type::Instant => Value::Instant(bits),
-        Type::Bool => Value::Bool(bits != 0),
-        Type::Float => {
-            let scale = scale.cloned().unwrap_or_else(|| BigInt::from(1));
-            Value::Float(BigRational::new(BigInt::from(bits as i64), scale))
-        }
-        Type::Vec(_) => Value::Vec(bits),
-        _ => Value::Bool(false),
-    }
+    // The model's bits, decoded like the bytes the kernel leaves (one decoder for both).
+    crate::replay::decode(&eval_u64(model, raw).to_le_bytes(), ty, scale)
 }
 
 impl Counterexample {
