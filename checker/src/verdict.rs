@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use num_bigint::BigInt;
-use num_rational::BigRational;
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::Type;
 use z3::Model;
