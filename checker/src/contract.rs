@@ -34,6 +34,25 @@ pub struct VarPlace {
     pub scale: Option<BigInt>,
 }
 
+impl VarPlace {
+    /// The global holding the variable's stored value — the variable itself, or a vector's
+    /// `<name>_len` — as (section, offset, size).
+    pub fn global(&self) -> Option<(&str, u64, u32)> {
+        let place = match &self.place {
+            Place::RingBuf { len, .. } => len.as_ref(),
+            place => place,
+        };
+        match place {
+            Place::Global {
+                section,
+                offset,
+                size,
+            } => Some((section, *offset, *size)),
+            _ => None,
+        }
+    }
+}
+
 /// Every state variable's place, or the reason the object does not follow the contract.
 pub fn places(program: &Program, object: &BpfObject) -> Result<Vec<VarPlace>, String> {
     let at_zero = interp::load(program, &[], 0).map_err(|e| format!("init cannot run: {e}"))?;

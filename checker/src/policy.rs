@@ -638,11 +638,10 @@ impl Enc<'_> {
                 })
             }
             Place::HashMap { map: name } => {
-                let (key_ty, value_ty) = match &var.ty {
-                    Type::Map(k, v) => ((**k).clone(), (**v).clone()),
+                let value_ty = match &var.ty {
+                    Type::Map(_, v) => (**v).clone(),
                     _ => return Err(Unsupported("a map of unknown type".to_string())),
                 };
-                let _ = key_ty;
                 let state = &self.inputs.maps[name];
                 let k = encode_scalar(key, state.key_bits, None)?;
                 let (present, values) = &self.maps[name];

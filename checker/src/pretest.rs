@@ -16,12 +16,9 @@ use simplebpf_dsl::interp::{self, Action, Inputs, Request, State, Value};
 use simplebpf_dsl::ir::Program;
 
 use crate::contract::{self, Place};
-use crate::replay::decode;
+use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, patch_call, vars_in_sections};
 use crate::verdict::{Counterexample, Verdict};
 
-const CALL: u8 = 0x85;
-const MOV32_IMM: u8 = 0xb4;
-const MOV64_IMM: u8 = 0xb7;
 const DRAWS: &[u32] = &[0, 1 << 31, u32::MAX];
 const NOW: u64 = 1_000_000_000;
 
@@ -89,26 +86,17 @@ fn frames(port: u16) -> Vec<Vec<u8>> {
 /// Patches every draw and clock call of the program into a `mov` of the given value.
 fn patched(elf: &[u8], object: &BpfObject, draw: u32) -> Option<Vec<u8>> {
     let prog = object.xdp_program().ok()?;
-    let base = prog.file_offset?;
     let mut bytes = elf.to_vec();
     for (index, insn) in prog.insns.iter().enumerate() {
         if insn.code != CALL || insn.src != 0 || !matches!(insn.imm, 5 | 7) {
             continue;
-        }
-        let at = (base + 8 * prog.slot_of(index) as u64) as usize;
-        let slot = bytes.get_mut(at..at + 8)?;
-        if slot[0] != CALL {
-            return None;
         }
         let (code, imm) = if insn.imm == 7 {
             (MOV32_IMM, draw as i32)
         } else {
             (MOV64_IMM, NOW as i32)
         };
-        slot[0] = code;
-        slot[1] = 0;
-        slot[2..4].copy_from_slice(&0i16.to_le_bytes());
-        slot[4..8].copy_from_slice(&imm.to_le_bytes());
+        patch_call(&mut bytes, prog, index, code, imm).ok()?;
     }
     Some(bytes)
 }
@@ -135,27 +123,7 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
             (m.name.clone(), bytes)
         })
         .collect();
-    let read_vars = |sections: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Value> {
-        let mut vars = BTreeMap::new();
-        for var in &places {
-            let place = match &var.place {
-                Place::RingBuf { len, .. } => len.as_ref(),
-                place => place,
-            };
-            if let Place::Global {
-                section,
-                offset,
-                size,
-            } = place
-                && let Some(bytes) = sections.get(section)
-            {
-                let start = *offset as usize;
-                let raw = &bytes[start..start + *size as usize];
-                vars.insert(var.name.clone(), decode(raw, &var.ty, var.scale.as_ref()));
-            }
-        }
-        vars
-    };
+    let read_vars = |sections: &BTreeMap<String, Vec<u8>>| vars_in_sections(&places, sections);
     let pre_vars = read_vars(&sections);
     let mut pre = interp::load(program, &[], 0).ok()?.state;
     for (name, value) in &pre_vars {

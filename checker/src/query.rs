@@ -176,27 +176,15 @@ fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs) -> Answer {
 
 /// The state variable an access touches, if any.
 fn variable_at<'p>(places: &'p [VarPlace], location: &Location) -> Option<&'p VarPlace> {
-    places.iter().find(|var| {
-        let global = match &var.place {
-            Place::RingBuf { len, .. } => len.as_ref(),
-            place => place,
-        };
-        match (global, location) {
-            (
-                Place::Global {
-                    section,
-                    offset,
-                    size,
-                },
-                Location::Global {
-                    section: s,
-                    offset: o,
-                    size: n,
-                },
-            ) => section == s && *o < offset + u64::from(*size) && *offset < o + u64::from(*n),
-            (Place::HashMap { map }, Location::MapValue { map: m }) => map == m,
-            _ => false,
-        }
+    places.iter().find(|var| match location {
+        Location::Global {
+            section: s,
+            offset: o,
+            size: n,
+        } => var.global().is_some_and(|(section, offset, size)| {
+            section == s && *o < offset + u64::from(size) && offset < o + u64::from(*n)
+        }),
+        Location::MapValue { map: m } => matches!(&var.place, Place::HashMap { map } if map == m),
     })
 }
 

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use num_bigint::BigInt;
 use num_rational::BigRational;
 use simplebpf_compiler::kernel::{KernelError, LoadedProgram};
-use simplebpf_compiler::object_model::BpfObject;
+use simplebpf_compiler::object_model::{BpfObject, ProgramModel};
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::{Program, Type};
 
-use crate::contract::{self, Place};
+use crate::contract::{self, Place, VarPlace};
 use crate::verdict::Counterexample;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,9 +29,9 @@ pub enum KernelReplay {
     Unavailable(String),
 }
 
-const CALL: u8 = 0x85;
-const MOV32_IMM: u8 = 0xb4;
-const MOV64_IMM: u8 = 0xb7;
+pub(crate) const CALL: u8 = 0x85;
+pub(crate) const MOV32_IMM: u8 = 0xb4;
+pub(crate) const MOV64_IMM: u8 = 0xb7;
 
 pub fn kernel_replay(
     elf: &[u8],
@@ -59,26 +59,12 @@ fn run(
         return Err("hash-map pre-states are not replayed yet".to_string());
     }
     let prog = object.xdp_program().map_err(|e| e.to_string())?;
-    let base = prog
-        .file_offset
-        .ok_or("the program's place in the ELF file is unknown")?;
 
     let mut patched = elf.to_vec();
     let mut patch = |site: usize, code: u8, value: u64| -> Result<(), String> {
-        let at = (base + 8 * prog.slot_of(site) as u64) as usize;
-        let slot = patched
-            .get_mut(at..at + 8)
-            .ok_or("an instruction outside the file")?;
-        if slot[0] != CALL {
-            return Err(format!("instruction {site} is not a call in the file"));
-        }
         let imm = i32::try_from(value as i64)
             .map_err(|_| format!("{value} does not fit an immediate"))?;
-        slot[0] = code;
-        slot[1] = 0; // dst r0, src 0
-        slot[2..4].copy_from_slice(&0i16.to_le_bytes());
-        slot[4..8].copy_from_slice(&imm.to_le_bytes());
-        Ok(())
+        patch_call(&mut patched, prog, site, code, imm)
     };
     let mut seen = std::collections::BTreeSet::new();
     for (k, site) in cx.draw_sites.iter().enumerate() {
@@ -116,35 +102,64 @@ fn run(
             .map_err(|e| e.to_string())?;
     }
     let (action, _) = loaded.test_run(&cx.packet, 1).map_err(|e| e.to_string())?;
-    let mut post = BTreeMap::new();
     let mut sections = BTreeMap::new();
     for var in &places {
-        let (place, ty) = match &var.place {
-            Place::Global { .. } => (&var.place, var.ty.clone()),
-            Place::RingBuf { len, .. } => (len.as_ref(), var.ty.clone()),
-            _ => continue,
-        };
-        if let Place::Global {
-            section,
-            offset,
-            size,
-        } = place
+        if let Some((section, _, _)) = var.global()
+            && !sections.contains_key(section)
         {
-            if !sections.contains_key(section) {
-                sections.insert(
-                    section.clone(),
-                    loaded.read_section(section).map_err(|e| e.to_string())?,
-                );
-            }
-            let bytes = &sections[section][*offset as usize..(*offset + u64::from(*size)) as usize];
-            post.insert(var.name.clone(), decode(bytes, &ty, var.scale.as_ref()));
+            let bytes = loaded.read_section(section).map_err(|e| e.to_string())?;
+            sections.insert(section.to_string(), bytes);
         }
     }
+    let post = vars_in_sections(&places, &sections);
     Ok(if action == cx.program_action && post == cx.program_post {
         KernelReplay::Reproduced
     } else {
         KernelReplay::NotReproduced { action, post }
     })
+}
+
+/// Rewrites the `call` at instruction `site` of `prog` in the ELF bytes into a `mov` of `imm`
+/// into `r0` (`code` says which mov), checking that a call is there.
+pub(crate) fn patch_call(
+    elf: &mut [u8],
+    prog: &ProgramModel,
+    site: usize,
+    code: u8,
+    imm: i32,
+) -> Result<(), String> {
+    let base = prog
+        .file_offset
+        .ok_or("the program's place in the ELF file is unknown")?;
+    let at = (base + 8 * prog.slot_of(site) as u64) as usize;
+    let slot = elf
+        .get_mut(at..at + 8)
+        .ok_or("an instruction outside the file")?;
+    if slot[0] != CALL {
+        return Err(format!("instruction {site} is not a call in the file"));
+    }
+    slot[0] = code;
+    slot[1] = 0; // dst r0, src 0
+    slot[2..4].copy_from_slice(&0i16.to_le_bytes());
+    slot[4..8].copy_from_slice(&imm.to_le_bytes());
+    Ok(())
+}
+
+/// The stored state variables, decoded from the bytes of their sections.
+pub(crate) fn vars_in_sections(
+    places: &[VarPlace],
+    sections: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Value> {
+    let mut vars = BTreeMap::new();
+    for var in places {
+        if let Some((section, offset, size)) = var.global()
+            && let Some(bytes) = sections.get(section)
+            && let Some(raw) = bytes.get(offset as usize..(offset + u64::from(size)) as usize)
+        {
+            vars.insert(var.name.clone(), decode(raw, &var.ty, var.scale.as_ref()));
+        }
+    }
+    vars
 }
 
 pub(crate) fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {

@@ -186,8 +186,6 @@ pub fn fresh_inputs(object: &BpfObject) -> Inputs {
                 let value_bits = map.value_size * 8;
                 let present = if map.kind == MapKind::Array {
                     // Every index below max_entries exists in an array map.
-                    let i = BV::new_const(format!("{}_any", map.name), key_bits);
-                    let _ = i;
                     Array::const_array(&Sort::bitvector(key_bits), &Bool::from_bool(true))
                 } else {
                     Array::new_const(

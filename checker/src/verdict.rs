@@ -109,27 +109,12 @@ impl Counterexample {
         let mut pre_state = BTreeMap::new();
         let mut program_post = BTreeMap::new();
         for var in places {
-            let (place, ty) = match &var.place {
-                Place::Global { .. } => (&var.place, var.ty.clone()),
-                Place::RingBuf { len, .. } => (len.as_ref(), var.ty.clone()),
-                _ => continue,
-            };
-            if let Place::Global {
-                section,
-                offset,
-                size,
-            } = place
-            {
-                let pre = policy::read_global(&inputs.sections, section, *offset, *size);
-                let post = policy::read_global(&path.sections, section, *offset, *size);
-                pre_state.insert(
-                    var.name.clone(),
-                    value_of(model, &pre, &ty, var.scale.as_ref()),
-                );
-                program_post.insert(
-                    var.name.clone(),
-                    value_of(model, &post, &ty, var.scale.as_ref()),
-                );
+            if let Some((section, offset, size)) = var.global() {
+                let pre = policy::read_global(&inputs.sections, section, offset, size);
+                let post = policy::read_global(&path.sections, section, offset, size);
+                let scale = var.scale.as_ref();
+                pre_state.insert(var.name.clone(), value_of(model, &pre, &var.ty, scale));
+                program_post.insert(var.name.clone(), value_of(model, &post, &var.ty, scale));
             }
         }
         let program_action = (eval_u64(model, &path.action) & 0xffff_ffff) as u32;
