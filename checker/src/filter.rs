@@ -49,7 +49,7 @@ pub fn rpc(packet: &Array, len: &BV, port: u16) -> (Bool, BV) {
             has(&udp.bvadd(at(8))),
             be16(packet, &udp.bvadd(at(2))).eq(BV::from_u64(u64::from(port), 16)),
             udp_len.bvuge(at(8)),
-            udp_len.bvule(len.bvsub(udp)),
+            udp.bvadd(&udp_len).bvule(len),
         ]);
         (ok, udp_len)
     };
