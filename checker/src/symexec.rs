@@ -6,10 +6,11 @@
 //! ends in an `exit` with its condition and final state.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use simplebpf_compiler::object_model::{BpfObject, Insn, MapKind, Target};
 use z3::ast::{Array, Ast, BV, Bool};
-use z3::{SatResult, Solver, Sort};
+use z3::{Model, SatResult, Solver, Sort};
 
 /// Why the bytecode is outside the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +242,9 @@ struct State {
     /// The current lock section's number, and how many have been entered.
     lock: Option<usize>,
     locks_taken: usize,
+    /// An assignment satisfying `cond`, when one is known: a fork whose condition it decides
+    /// needs a solver call for the other side only.
+    witness: Option<Rc<Model>>,
 }
 
 /// A call the model lacks, found without running anything: such a program is "unknown"
@@ -304,6 +308,7 @@ pub fn execute(
         accesses: Vec::new(),
         lock: None,
         locks_taken: 0,
+        witness: None,
     };
     let pruner = Solver::new();
     // Pruning is an optimisation: a check that takes too long keeps both sides.
@@ -313,126 +318,186 @@ pub fn execute(
     let mut work = vec![start];
     let mut ends = Vec::new();
     while let Some(mut state) = work.pop() {
-        loop {
-            if state.steps > MAX_STEPS {
-                return Err(Unknown {
-                    pc: state.pc,
-                    reason: format!(
-                        "a path runs more than {MAX_STEPS} instructions (a loop beyond the model's bound)"
-                    ),
-                });
-            }
-            if state.trace.iter().filter(|&&pc| pc == state.pc).count() >= LOOP_BOUND {
-                return Err(Unknown {
-                    pc: state.pc,
-                    reason: format!(
-                        "a loop runs more than {LOOP_BOUND} times on one path (the model unrolls loops that far)"
-                    ),
-                });
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(Unknown {
-                    pc: state.pc,
-                    reason: "symbolic execution did not finish within the timeout".to_string(),
-                });
-            }
-            let Some(insn) = insns.get(state.pc) else {
-                return Err(Unknown {
-                    pc: state.pc,
-                    reason: "execution runs past the last instruction".to_string(),
-                });
-            };
-            state.trace.push(state.pc);
-            state.steps += 1;
-            match step(&mut state, insn, insns, inputs)? {
-                Step::Next => {}
-                Step::Exit => {
-                    let action = match &state.regs[0] {
-                        Some(Val::Scalar(v)) => v.clone(),
-                        _ => {
-                            return Err(Unknown {
-                                pc: state.pc,
-                                reason: "the program returns something other than a number"
-                                    .to_string(),
-                            });
-                        }
-                    };
-                    let mut times = state.times.clone();
-                    if !times.is_empty() {
-                        times.remove(0);
-                    }
-                    ends.push(PathEnd {
-                        cond: Bool::and(&state.cond),
-                        action,
-                        sections: state.sections.clone(),
-                        maps: state.maps.clone(),
-                        packet: state.packet.clone(),
-                        records: state.records.clone(),
-                        draws_used: state.draws_used,
-                        later_times: times,
-                        trace: state.trace.clone(),
-                        accesses: state.accesses.clone(),
-                    });
-                    break;
-                }
-                Step::Lookup { present, hit } => {
-                    state.pc += 1;
-                    match present.as_bool() {
-                        Some(true) => set(&mut state, 0, hit),
-                        Some(false) => set(&mut state, 0, Val::Scalar(bv(0, 64))),
-                        None => {
-                            let mut absent = state.clone();
-                            absent.cond.push(present.not());
-                            set(&mut absent, 0, Val::Scalar(bv(0, 64)));
-                            work.push(absent);
-                            state.cond.push(present);
-                            set(&mut state, 0, hit);
-                        }
-                    }
-                }
-                Step::Fork { cond, target } => {
-                    let simplified = cond.simplify();
-                    let taken = simplified.as_bool();
-                    match taken {
-                        Some(true) => state.pc = target,
-                        Some(false) => state.pc += 1,
-                        None => {
-                            let mut other = state.clone();
-                            other.cond.push(simplified.not());
-                            other.pc += 1;
-                            state.cond.push(simplified);
-                            state.pc = target;
-                            // Drop a side whose path condition cannot hold, so that the
-                            // number of paths stays what the code can actually do.
-                            if feasible(&pruner, &other.cond) {
-                                work.push(other);
-                            }
-                            if !feasible(&pruner, &state.cond) {
-                                break;
-                            }
-                        }
-                    }
+        let mut paths = Paths {
+            work: &mut work,
+            pruner: &pruner,
+            prune: ends.len() >= PRUNE_AFTER,
+        };
+        match run(&mut state, insns, inputs, deadline, &mut paths) {
+            Ok(Some(end)) => ends.push(end),
+            Ok(None) => {}
+            Err(unknown) => {
+                // What goes wrong on a path that cannot run is no reason for "unknown".
+                let timed_out = std::time::Instant::now() > deadline;
+                if timed_out || !matches!(feasible(&pruner, &state.cond), Feasible::No) {
+                    return Err(unknown);
                 }
             }
-            if work.len() + ends.len() > MAX_PATHS {
-                return Err(Unknown {
-                    pc: state.pc,
-                    reason: format!("more than {MAX_PATHS} paths"),
-                });
-            }
+        }
+        if work.len() + ends.len() > MAX_PATHS {
+            return Err(Unknown {
+                pc: state.pc,
+                reason: format!("more than {MAX_PATHS} paths"),
+            });
         }
     }
     Ok(ends)
 }
 
-fn feasible(solver: &Solver, cond: &[Bool]) -> bool {
+/// Paths are not checked for feasibility at forks until this many have ended: measured
+/// here, the programs of this project have (almost) no infeasible forks, and a solver call
+/// per fork cost more than the whole equivalence query. An infeasible path is harmless in
+/// the query (its condition is false); pruning is there to keep loops from multiplying them.
+const PRUNE_AFTER: usize = 64;
+
+/// The work list of pending paths and how forks treat it.
+struct Paths<'a> {
+    work: &'a mut Vec<State>,
+    pruner: &'a Solver,
+    /// Whether forks drop a side whose condition cannot hold.
+    prune: bool,
+}
+
+/// Runs one path to its `exit` (`Some`), or until it proves infeasible (`None`); the other
+/// sides of its forks join the work list.
+fn run(
+    state: &mut State,
+    insns: &[Insn],
+    inputs: &Inputs,
+    deadline: std::time::Instant,
+    paths: &mut Paths,
+) -> Result<Option<PathEnd>, Unknown> {
+    loop {
+        if state.steps > MAX_STEPS {
+            return Err(unknown(
+                state,
+                format!(
+                    "a path runs more than {MAX_STEPS} instructions (a loop beyond the model's bound)"
+                ),
+            ));
+        }
+        if state.trace.iter().filter(|&&pc| pc == state.pc).count() >= LOOP_BOUND {
+            return Err(unknown(
+                state,
+                format!(
+                    "a loop runs more than {LOOP_BOUND} times on one path (the model unrolls loops that far)"
+                ),
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(unknown(
+                state,
+                "symbolic execution did not finish within the timeout",
+            ));
+        }
+        let Some(insn) = insns.get(state.pc) else {
+            return Err(unknown(state, "execution runs past the last instruction"));
+        };
+        state.trace.push(state.pc);
+        state.steps += 1;
+        match step(state, insn, insns, inputs)? {
+            Step::Next => {}
+            Step::Exit => {
+                let Some(Val::Scalar(action)) = &state.regs[0] else {
+                    return Err(unknown(
+                        state,
+                        "the program returns something other than a number",
+                    ));
+                };
+                let later_times = state.times.iter().skip(1).cloned().collect();
+                return Ok(Some(PathEnd {
+                    cond: Bool::and(&state.cond),
+                    action: action.clone(),
+                    sections: state.sections.clone(),
+                    maps: state.maps.clone(),
+                    packet: state.packet.clone(),
+                    records: state.records.clone(),
+                    draws_used: state.draws_used,
+                    later_times,
+                    trace: state.trace.clone(),
+                    accesses: state.accesses.clone(),
+                }));
+            }
+            Step::Lookup { present, hit } => {
+                state.pc += 1;
+                match present.as_bool() {
+                    Some(true) => set(state, 0, hit),
+                    Some(false) => set(state, 0, Val::Scalar(bv(0, 64))),
+                    None => {
+                        let mut absent = state.clone();
+                        absent.cond.push(present.not());
+                        set(&mut absent, 0, Val::Scalar(bv(0, 64)));
+                        match decides(state.witness.as_deref(), &present) {
+                            Some(true) => absent.witness = None,
+                            Some(false) => state.witness = None,
+                            None => (absent.witness, state.witness) = (None, None),
+                        }
+                        paths.work.push(absent);
+                        state.cond.push(present);
+                        set(state, 0, hit);
+                    }
+                }
+            }
+            Step::Fork { cond, target } => {
+                let simplified = cond.simplify();
+                match simplified.as_bool() {
+                    Some(true) => state.pc = target,
+                    Some(false) => state.pc += 1,
+                    None => {
+                        let mut other = state.clone();
+                        other.cond.push(simplified.not());
+                        other.pc += 1;
+                        state.cond.push(simplified.clone());
+                        state.pc = target;
+                        if !paths.prune {
+                            paths.work.push(other);
+                            continue;
+                        }
+                        // Drop a side whose path condition cannot hold. The side the
+                        // witness takes needs no solver call.
+                        let decided = decides(state.witness.as_deref(), &simplified);
+                        if decided == Some(false) {
+                            paths.work.push(other);
+                        } else if let Feasible::Yes(witness) = feasible(paths.pruner, &other.cond) {
+                            other.witness = witness;
+                            paths.work.push(other);
+                        }
+                        if decided != Some(true) {
+                            match feasible(paths.pruner, &state.cond) {
+                                Feasible::No => return Ok(None),
+                                Feasible::Yes(witness) => state.witness = witness,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Feasible {
+    No,
+    /// Satisfiable, with the solver's assignment; or unknown (kept, with no witness).
+    Yes(Option<Rc<Model>>),
+}
+
+fn feasible(solver: &Solver, cond: &[Bool]) -> Feasible {
     solver.push();
     for c in cond {
         solver.assert(c);
     }
-    let result = solver.check();
+    let result = match solver.check() {
+        SatResult::Unsat => Feasible::No,
+        SatResult::Sat => Feasible::Yes(solver.get_model().map(Rc::new)),
+        SatResult::Unknown => Feasible::Yes(None),
+    };
     solver.pop(1);
-    result != SatResult::Unsat
+    result
+}
+
+/// The value of `cond` under a witness, if there is one and it decides.
+fn decides(witness: Option<&Model>, cond: &Bool) -> Option<bool> {
+    witness?.eval(cond, true)?.as_bool()
 }
 
 enum Step {
