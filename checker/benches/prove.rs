@@ -1,0 +1,97 @@
+//! How long the checker takes to prove each example (ISSUE 4's target: every check under
+//! 1 s, the median under 200 ms). Prints numbers; asserts nothing, because timing on a
+//! shared VM is not a test. Run with `cargo bench -p simplebpf-checker --bench prove`;
+//! extra arguments are more `.appnet` files to time.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use simplebpf_checker::{Options, Verdict, check};
+use simplebpf_compiler::backend;
+use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::object_model::BpfObject;
+
+const EXAMPLES: &[&str] = &[
+    "null",
+    "fault",
+    "acl",
+    "ratelimit",
+    "bench/logging",
+    "bench/logging_fault",
+    "bench/fault_condition",
+];
+const RUNS: usize = 5;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = EXAMPLES
+        .iter()
+        .map(|name| root.join(format!("{name}.appnet")))
+        .collect();
+    files.extend(
+        std::env::args()
+            .skip(1)
+            .filter(|a| a.ends_with(".appnet"))
+            .map(PathBuf::from),
+    );
+    println!(
+        "{:<28} {:>6} {:>8} {:>8} {:>8}  verdict",
+        "policy", "paths", "min ms", "median", "max ms"
+    );
+    let mut medians = Vec::new();
+    for path in &files {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let source = std::fs::read_to_string(path).expect("readable policy");
+        let Some(program) = simplebpf_dsl::analyze(&source).ir else {
+            println!("{name:<28} does not compile");
+            continue;
+        };
+        let emitted = backend::emit(
+            &program,
+            &backend::Options {
+                port: 9000,
+                name: "policy".to_string(),
+                test_hooks: false,
+            },
+        )
+        .expect("the backend takes it");
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let elf = clang::compile(&emitted.c_source, dir.path(), &ClangOptions::default())
+            .expect("clang compiles it");
+        let object = BpfObject::parse(&elf).expect("an object");
+        let options = Options {
+            port: 9000,
+            timeout: Duration::from_secs(30),
+        };
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..RUNS {
+            let started = std::time::Instant::now();
+            let verdict = check(&program, &object, &options);
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            last = Some(verdict);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[RUNS / 2];
+        medians.push(median);
+        let (paths, verdict) = match last.expect("at least one run") {
+            Verdict::Equivalent { paths, .. } => (paths.to_string(), "equivalent".to_string()),
+            Verdict::NotEquivalent { .. } => ("-".to_string(), "NOT equivalent".to_string()),
+            Verdict::Race { variable, .. } => ("-".to_string(), format!("race on {variable}")),
+            Verdict::Unknown { reason } => ("-".to_string(), format!("unknown: {reason}")),
+        };
+        println!(
+            "{name:<28} {paths:>6} {:>8.0} {median:>8.0} {:>8.0}  {verdict}",
+            times[0],
+            times[RUNS - 1]
+        );
+    }
+    medians.sort_by(f64::total_cmp);
+    if !medians.is_empty() {
+        let overall = medians[medians.len() / 2];
+        let worst = medians[medians.len() - 1];
+        println!(
+            "median of medians {overall:.0} ms (target < 200), slowest median {worst:.0} ms (target < 1000)"
+        );
+    }
+}
