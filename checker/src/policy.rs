@@ -54,6 +54,8 @@ pub struct PolicyOutcome {
     pub maps: BTreeMap<String, (Array, Array)>,
     /// `(when, vector, value)` of each append, in program order.
     pub records: Vec<(Bool, String, Sym)>,
+    /// `(map, key)` of every map access, as the program stores the key.
+    pub map_keys: Vec<(String, BV)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,7 @@ struct Enc<'a> {
     drop: Bool,
     draw: BV,
     records: Vec<(Bool, String, Sym)>,
+    map_keys: Vec<(String, BV)>,
 }
 
 /// `value` as a two's-complement literal of `width` bits.
@@ -319,6 +322,7 @@ pub fn encode(
         drop: Bool::from_bool(false),
         draw: BV::from_u64(0, 8),
         records: Vec::new(),
+        map_keys: Vec::new(),
     };
     enc.block(&handler.body, &Bool::from_bool(true))?;
     Ok(PolicyOutcome {
@@ -326,6 +330,7 @@ pub fn encode(
         vars: enc.vars,
         maps: enc.maps,
         records: enc.records,
+        map_keys: enc.map_keys,
     })
 }
 
@@ -422,6 +427,7 @@ impl Enc<'_> {
                 let (name, key_bits, value_bits, scale) = self.map_shape(*map)?;
                 let (present, values) = self.maps[&name].clone();
                 let k = encode_scalar(&k, key_bits, None)?;
+                self.map_keys.push((name.clone(), k.clone()));
                 let v = encode_scalar(&v, value_bits, scale.as_ref())?;
                 let present2 = present.store(&k, &Bool::from_bool(true));
                 let values2 = values.store(&k, &v);
@@ -435,6 +441,7 @@ impl Enc<'_> {
                 let (name, key_bits, _, _) = self.map_shape(*map)?;
                 let (present, values) = self.maps[&name].clone();
                 let k = encode_scalar(&k, key_bits, None)?;
+                self.map_keys.push((name.clone(), k.clone()));
                 let present2 = present.store(&k, &Bool::from_bool(false));
                 self.maps
                     .insert(name, (live.ite(&present2, &present), values));
@@ -644,6 +651,7 @@ impl Enc<'_> {
                 };
                 let state = &self.inputs.maps[name];
                 let k = encode_scalar(key, state.key_bits, None)?;
+                self.map_keys.push((name.clone(), k.clone()));
                 let (present, values) = &self.maps[name];
                 let some = present.select(&k).as_bool().expect("a presence bit");
                 let raw = values.select(&k).as_bv().expect("a value");

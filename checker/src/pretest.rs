@@ -13,10 +13,10 @@ use simplebpf_compiler::object_model::{BpfObject, MapKind};
 use simplebpf_compiler::rpc_filter::{Classification, classify};
 use simplebpf_dsl::ast::HandlerKind;
 use simplebpf_dsl::interp::{self, Action, Inputs, Request, State, Value};
-use simplebpf_dsl::ir::Program;
+use simplebpf_dsl::ir::{Program, Type};
 
 use crate::contract::{self, Place};
-use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, patch_call, vars_in_sections};
+use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, decode, patch_call, vars_in_sections};
 use crate::verdict::{Counterexample, Verdict};
 
 const DRAWS: &[u32] = &[0, 1 << 31, u32::MAX];
@@ -101,18 +101,23 @@ fn patched(elf: &[u8], object: &BpfObject, draw: u32) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// A hash map state variable: its object map, key and value types, and its raw entries
+/// before each test (the policy's `init` ones).
+struct MapVar {
+    name: String,
+    map: String,
+    key_ty: Type,
+    value_ty: Type,
+    scale: Option<num_bigint::BigInt>,
+    raw: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
 /// Runs the pre-tests; `Some` verdict when one of them already shows a difference. `None`
-/// also when they cannot run (no kernel, hash-map state): then the solver decides alone.
+/// also when they cannot run (no kernel, a state the tests cannot set): then the solver
+/// decides alone.
 pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Option<Verdict> {
     let started = Instant::now();
     let places = contract::places(program, object).ok()?;
-    // Map entries and ring-buffer records are not compared here; the solver sees them.
-    if places
-        .iter()
-        .any(|p| matches!(p.place, Place::HashMap { .. } | Place::RingBuf { .. }))
-    {
-        return None;
-    }
     let sections: BTreeMap<String, Vec<u8>> = object
         .maps
         .iter()
@@ -124,49 +129,124 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
         })
         .collect();
     let read_vars = |sections: &BTreeMap<String, Vec<u8>>| vars_in_sections(&places, sections);
-    let pre_vars = read_vars(&sections);
-    let mut pre = interp::load(program, &[], 0).ok()?.state;
+    let mut pre_vars = read_vars(&sections);
+    let init = interp::load(program, &[], 0).ok()?.state;
+    let mut map_vars = Vec::new();
+    for var in &places {
+        let (Place::HashMap { map }, Type::Map(key_ty, value_ty)) = (&var.place, &var.ty) else {
+            continue;
+        };
+        let shape = object.maps.iter().find(|m| &m.name == map)?;
+        let value = init.vars.get(&var.name)?.clone();
+        let Value::Map(entries) = &value else {
+            return None;
+        };
+        let raw = entries
+            .iter()
+            .map(|(k, v)| {
+                Some((
+                    encode(k, shape.key_size)?,
+                    encode_scaled(v, var.scale.as_ref(), shape.value_size)?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        pre_vars.insert(var.name.clone(), value);
+        map_vars.push(MapVar {
+            name: var.name.clone(),
+            map: map.clone(),
+            key_ty: (**key_ty).clone(),
+            value_ty: (**value_ty).clone(),
+            scale: var.scale.clone(),
+            raw,
+        });
+    }
+    let rings: Vec<(&str, &str, Type, Option<&num_bigint::BigInt>)> = places
+        .iter()
+        .filter_map(|var| match (&var.place, &var.ty) {
+            (Place::RingBuf { map, .. }, Type::Vec(element)) => Some((
+                var.name.as_str(),
+                map.as_str(),
+                (**element).clone(),
+                var.scale.as_ref(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut pre = init.clone();
     for (name, value) in &pre_vars {
         pre.set(program, name, value.clone()).ok()?;
     }
     for &draw in DRAWS {
         let elf = patched(elf, object, draw)?;
-        let loaded = LoadedProgram::load(&elf).ok()?;
+        let mut loaded = LoadedProgram::load(&elf).ok()?;
         for frame in frames(port) {
             let case = Case { frame, draw };
             for (name, bytes) in &sections {
                 loaded.write_section(name, bytes).ok()?;
+            }
+            for var in &map_vars {
+                loaded.set_map_entries(&var.map, &var.raw).ok()?;
+            }
+            for (_, map, _, _) in &rings {
+                loaded.drain_ring_buffer(map).ok()?;
             }
             let (action, _) = loaded.test_run(&case.frame, 1).ok()?;
             let mut after = BTreeMap::new();
             for name in sections.keys() {
                 after.insert(name.clone(), loaded.read_section(name).ok()?);
             }
-            let post = read_vars(&after);
-            let (expected_action, expected): (u32, State) = match classify(&case.frame, port) {
-                Classification::NotRpc => (2, pre.clone()),
-                Classification::Rpc { payload_len } => {
-                    let draws = vec![case.draw; 256];
-                    let inputs = Inputs {
-                        request: Request {
-                            payload_len: u64::from(payload_len),
-                        },
-                        draws: &draws,
-                        time_ns: NOW,
-                    };
-                    let outcome = interp::run(program, HandlerKind::Req, &pre, &inputs).ok()?;
-                    let action = match outcome.action {
-                        Action::Forward => 2,
-                        Action::Reject { .. } => 1,
-                    };
-                    (action, outcome.state)
+            let mut post = read_vars(&after);
+            for var in &map_vars {
+                let entries = loaded.map_entries(&var.map).ok()?;
+                let value = Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                decode(k, &var.key_ty, None),
+                                decode(v, &var.value_ty, var.scale.as_ref()),
+                            )
+                        })
+                        .collect(),
+                );
+                post.insert(var.name.clone(), value);
+            }
+            let mut records = Vec::new();
+            for (name, map, element, scale) in &rings {
+                for bytes in loaded.drain_ring_buffer(map).ok()? {
+                    records.push((name.to_string(), decode(&bytes, element, *scale)));
                 }
-            };
+            }
+            let (expected_action, expected, expected_records): (u32, State, Vec<(String, Value)>) =
+                match classify(&case.frame, port) {
+                    Classification::NotRpc => (2, pre.clone(), Vec::new()),
+                    Classification::Rpc { payload_len } => {
+                        let draws = vec![case.draw; 256];
+                        let inputs = Inputs {
+                            request: Request {
+                                payload_len: u64::from(payload_len),
+                            },
+                            draws: &draws,
+                            time_ns: NOW,
+                        };
+                        let outcome = interp::run(program, HandlerKind::Req, &pre, &inputs).ok()?;
+                        let action = match outcome.action {
+                            Action::Forward => 2,
+                            Action::Reject { .. } => 1,
+                        };
+                        let records = outcome
+                            .records
+                            .into_iter()
+                            .map(|r| (r.vec, r.value))
+                            .collect();
+                        (action, outcome.state, records)
+                    }
+                };
             let expected_post: BTreeMap<String, Value> = post
                 .keys()
                 .filter_map(|name| expected.vars.get(name).map(|v| (name.clone(), v.clone())))
                 .collect();
-            if action != expected_action || post != expected_post {
+            if action != expected_action || post != expected_post || records != expected_records {
                 let prog = object.xdp_program().ok()?;
                 let sites = |helper: i32| -> Vec<usize> {
                     prog.insns
@@ -185,10 +265,15 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
                     program_action: action,
                     program_post: post,
                     sections_pre: sections.clone(),
+                    maps_pre: map_vars
+                        .iter()
+                        .map(|v| (v.map.clone(), v.raw.clone()))
+                        .collect(),
+                    map_scope: BTreeMap::new(),
                     draw_sites: sites(7),
                     later_times: vec![NOW; time_sites.len().saturating_sub(1)],
                     time_sites,
-                    program_records: Vec::new(),
+                    program_records: records,
                     found_by: "a concrete pre-test in the kernel",
                 };
                 return Some(Verdict::NotEquivalent {
@@ -199,4 +284,31 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
         }
     }
     None
+}
+
+/// A key as the program stores it: `size` little-endian bytes.
+fn encode(value: &Value, size: u32) -> Option<Vec<u8>> {
+    encode_scaled(value, None, size)
+}
+
+/// A scalar as the program stores it, floats times `scale` (exact, or `None`).
+fn encode_scaled(value: &Value, scale: Option<&num_bigint::BigInt>, size: u32) -> Option<Vec<u8>> {
+    let bits: u64 = match value {
+        Value::Int(i) => *i as u64,
+        Value::Uint(u) | Value::Instant(u) => *u,
+        Value::Bool(b) => u64::from(*b),
+        Value::Float(r) => {
+            let scaled = r * num_rational::BigRational::from_integer(scale?.clone());
+            if !scaled.is_integer() {
+                return None;
+            }
+            num_traits::ToPrimitive::to_i64(&scaled.to_integer())? as u64
+        }
+        _ => return None,
+    };
+    let size = size as usize;
+    if size > 8 {
+        return None;
+    }
+    Some(bits.to_le_bytes()[..size].to_vec())
 }

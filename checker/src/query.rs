@@ -109,6 +109,7 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
                 &inputs,
                 &places,
                 &paths[index],
+                &policy.map_keys,
                 object,
                 &prog.insns,
             );

@@ -24,6 +24,7 @@ pub enum KernelReplay {
     NotReproduced {
         action: u32,
         post: BTreeMap<String, Value>,
+        records: Vec<(String, Value)>,
     },
     /// The replay could not run; why.
     Unavailable(String),
@@ -52,12 +53,6 @@ fn run(
     cx: &Counterexample,
 ) -> Result<KernelReplay, String> {
     let places = contract::places(program, object)?;
-    if places
-        .iter()
-        .any(|p| matches!(p.place, Place::HashMap { .. }))
-    {
-        return Err("hash-map pre-states are not replayed yet".to_string());
-    }
     let prog = object.xdp_program().map_err(|e| e.to_string())?;
 
     let mut patched = elf.to_vec();
@@ -89,7 +84,7 @@ fn run(
         patch(*site, MOV64_IMM, time)?;
     }
 
-    let loaded = match LoadedProgram::load(&patched) {
+    let mut loaded = match LoadedProgram::load(&patched) {
         Ok(loaded) => loaded,
         Err(KernelError::Rejected { .. }) => {
             return Err("the verifier rejected the patched object".to_string());
@@ -101,7 +96,20 @@ fn run(
             .write_section(section, bytes)
             .map_err(|e| e.to_string())?;
     }
-    let (action, _) = loaded.test_run(&cx.packet, 1).map_err(|e| e.to_string())?;
+    let kernel = |e: KernelError| e.to_string();
+    for var in &places {
+        match &var.place {
+            Place::HashMap { map } => {
+                let entries = cx.maps_pre.get(map).cloned().unwrap_or_default();
+                loaded.set_map_entries(map, &entries).map_err(kernel)?;
+            }
+            Place::RingBuf { map, .. } => {
+                loaded.drain_ring_buffer(map).map_err(kernel)?;
+            }
+            _ => {}
+        }
+    }
+    let (action, _) = loaded.test_run(&cx.packet, 1).map_err(kernel)?;
     let mut sections = BTreeMap::new();
     for var in &places {
         if let Some((section, _, _)) = var.global()
@@ -111,12 +119,47 @@ fn run(
             sections.insert(section.to_string(), bytes);
         }
     }
-    let post = vars_in_sections(&places, &sections);
-    Ok(if action == cx.program_action && post == cx.program_post {
-        KernelReplay::Reproduced
-    } else {
-        KernelReplay::NotReproduced { action, post }
-    })
+    let mut post = vars_in_sections(&places, &sections);
+    let mut records = Vec::new();
+    for var in &places {
+        match (&var.place, &var.ty) {
+            (Place::HashMap { map }, Type::Map(key_ty, value_ty)) => {
+                let entries = loaded.map_entries(map).map_err(kernel)?;
+                let whole = Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                decode(k, key_ty, None),
+                                decode(v, value_ty, var.scale.as_ref()),
+                            )
+                        })
+                        .collect(),
+                );
+                post.insert(var.name.clone(), cx.in_scope(&var.name, &whole));
+            }
+            (Place::RingBuf { map, .. }, Type::Vec(element)) => {
+                for bytes in loaded.drain_ring_buffer(map).map_err(kernel)? {
+                    records.push((
+                        var.name.clone(),
+                        decode(&bytes, element, var.scale.as_ref()),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(
+        if action == cx.program_action && post == cx.program_post && records == cx.program_records {
+            KernelReplay::Reproduced
+        } else {
+            KernelReplay::NotReproduced {
+                action,
+                post,
+                records,
+            }
+        },
+    )
 }
 
 /// Rewrites the `call` at instruction `site` of `prog` in the ELF bytes into a `mov` of `imm`

@@ -134,6 +134,9 @@ pub struct PathEnd {
     pub packet: Array,
     /// `(ring buffer, record bytes)` in emission order.
     pub records: Vec<(String, BV)>,
+    /// `(map, key)` of every map lookup, update and delete, in order: the keys a
+    /// counterexample's map state is shown (and replayed) at.
+    pub map_keys: Vec<(String, BV)>,
     pub draws_used: usize,
     /// Time values after the first (each no smaller than the one before).
     pub later_times: Vec<BV>,
@@ -233,6 +236,7 @@ struct State {
     packet: Array,
     cond: Vec<Bool>,
     records: Vec<(String, BV)>,
+    map_keys: Vec<(String, BV)>,
     draws_used: usize,
     times: Vec<BV>,
     trace: Vec<usize>,
@@ -300,6 +304,7 @@ pub fn execute(
         packet: inputs.packet.clone(),
         cond: Vec::new(),
         records: Vec::new(),
+        map_keys: Vec::new(),
         draws_used: 0,
         times: Vec::new(),
         trace: Vec::new(),
@@ -412,6 +417,7 @@ fn run(
                     maps: state.maps.clone(),
                     packet: state.packet.clone(),
                     records: state.records.clone(),
+                    map_keys: state.map_keys.clone(),
                     draws_used: state.draws_used,
                     later_times,
                     trace: state.trace.clone(),
@@ -929,6 +935,7 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             let map = map_arg(state, 1)?;
             let key = read_ptr_bits(state, 2, key_bits(state, &map)?)?;
             let value = read_ptr_bits(state, 3, value_bits(state, &map)?)?;
+            state.map_keys.push((map.clone(), key.clone()));
             let entry = state.maps.get_mut(&map).expect("checked by key_bits");
             // Maps are assumed not full (an assumption the verdict lists).
             entry.present = entry.present.store(&key, &Bool::from_bool(true));
@@ -938,6 +945,7 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
         HELPER_MAP_DELETE => {
             let map = map_arg(state, 1)?;
             let key = read_ptr_bits(state, 2, key_bits(state, &map)?)?;
+            state.map_keys.push((map.clone(), key.clone()));
             let entry = state.maps.get_mut(&map).expect("checked by key_bits");
             let was = entry
                 .present
@@ -989,6 +997,7 @@ fn value_bits(state: &State, map: &str) -> Result<u32, Unknown> {
 fn map_lookup(state: &mut State) -> Result<Step, Unknown> {
     let map = map_arg(state, 1)?;
     let key = read_ptr_bits(state, 2, key_bits(state, &map)?)?;
+    state.map_keys.push((map.clone(), key.clone()));
     let present = state.maps[&map]
         .present
         .select(&key)

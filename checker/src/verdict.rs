@@ -6,14 +6,15 @@ use num_bigint::BigInt;
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::Type;
 use z3::Model;
-use z3::ast::BV;
+use z3::ast::{BV, Bool};
 
+use simplebpf_compiler::kernel::Entries;
 use simplebpf_compiler::object_model::{BpfObject, MapKind};
 
 use crate::contract::{Place, VarPlace};
 use crate::policy;
 use crate::query;
-use crate::symexec::{Inputs, PathEnd};
+use crate::symexec::{Inputs, MapState, PathEnd};
 
 #[derive(Debug, Clone)]
 pub enum Verdict {
@@ -70,6 +71,13 @@ pub struct Counterexample {
     pub later_times: Vec<u64>,
     /// `(vector, value)` of each ring-buffer record the program emits, in order.
     pub program_records: Vec<(String, Value)>,
+    /// Each hash map's entries before the request (by the object's map name), as raw
+    /// `(key, value)` bytes for the kernel replay; only keys in `map_scope` when listed.
+    pub maps_pre: BTreeMap<String, Entries>,
+    /// For a map state variable, the keys its state is shown and compared at: the keys
+    /// either side looks up, writes or deletes (the model leaves every other key free, and
+    /// neither side can tell). A map not listed is shown and compared whole.
+    pub map_scope: BTreeMap<String, Vec<Value>>,
     /// What found it: a concrete pre-test in the kernel, or the solver.
     pub found_by: &'static str,
 }
@@ -78,17 +86,59 @@ fn eval_u64(model: &Model, term: &BV) -> u64 {
     model.eval(term, true).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
+fn eval_bool(model: &Model, term: &Bool) -> bool {
+    model
+        .eval(term, true)
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// A map's present entries at `keys` (raw key and value bytes) in a model.
+fn entries_at(model: &Model, map: &MapState, keys: &[u64]) -> Entries {
+    let bytes = |raw: u64, bits: u32| raw.to_le_bytes()[..(bits as usize / 8).min(8)].to_vec();
+    keys.iter()
+        .filter_map(|&key| {
+            let k = BV::from_u64(key, map.key_bits);
+            let present = map.present.select(&k).as_bool().expect("a presence bit");
+            let value = map.values.select(&k).as_bv().expect("a value");
+            eval_bool(model, &present).then(|| {
+                (
+                    bytes(key, map.key_bits),
+                    bytes(eval_u64(model, &value), map.value_bits),
+                )
+            })
+        })
+        .collect()
+}
+
 fn value_of(model: &Model, raw: &BV, ty: &Type, scale: Option<&BigInt>) -> Value {
     // The model's bits, decoded like the bytes the kernel leaves (one decoder for both).
     crate::replay::decode(&eval_u64(model, raw).to_le_bytes(), ty, scale)
 }
 
 impl Counterexample {
+    /// `value` of the state variable `name` as this counterexample compares it: a map only
+    /// at the keys in scope.
+    pub fn in_scope(&self, name: &str, value: &Value) -> Value {
+        match (value, self.map_scope.get(name)) {
+            (Value::Map(entries), Some(keys)) => Value::Map(
+                entries
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        }
+    }
+
+    /// `policy_keys`: the `(map, key)` of every map access the policy makes.
     pub fn from_model(
         model: &Model,
         inputs: &Inputs,
         places: &[VarPlace],
         path: &PathEnd,
+        policy_keys: &[(String, BV)],
         object: &BpfObject,
         insns: &[simplebpf_compiler::object_model::Insn],
     ) -> Counterexample {
@@ -116,6 +166,50 @@ impl Counterexample {
                 pre_state.insert(var.name.clone(), value_of(model, &pre, &var.ty, scale));
                 program_post.insert(var.name.clone(), value_of(model, &post, &var.ty, scale));
             }
+        }
+        let mut maps_pre = BTreeMap::new();
+        let mut map_scope = BTreeMap::new();
+        for var in places {
+            let (Place::HashMap { map }, Type::Map(key_ty, value_ty)) = (&var.place, &var.ty)
+            else {
+                continue;
+            };
+            let mut keys: Vec<u64> = Vec::new();
+            for (_, key) in path
+                .map_keys
+                .iter()
+                .chain(policy_keys)
+                .filter(|(m, _)| m == map)
+            {
+                let key = eval_u64(model, key);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            let decoded = |entries: &[(Vec<u8>, Vec<u8>)]| {
+                Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                crate::replay::decode(k, key_ty, None),
+                                crate::replay::decode(v, value_ty, var.scale.as_ref()),
+                            )
+                        })
+                        .collect(),
+                )
+            };
+            let pre = entries_at(model, &inputs.maps[map], &keys);
+            let post = entries_at(model, &path.maps[map], &keys);
+            pre_state.insert(var.name.clone(), decoded(&pre));
+            program_post.insert(var.name.clone(), decoded(&post));
+            map_scope.insert(
+                var.name.clone(),
+                keys.iter()
+                    .map(|k| crate::replay::decode(&k.to_le_bytes(), key_ty, None))
+                    .collect(),
+            );
+            maps_pre.insert(map.clone(), pre);
         }
         let program_action = (eval_u64(model, &path.action) & 0xffff_ffff) as u32;
         let mut sections_pre = BTreeMap::new();
@@ -164,6 +258,8 @@ impl Counterexample {
             program_post,
             program_records,
             found_by: "the solver",
+            maps_pre,
+            map_scope,
             sections_pre,
             draw_sites: calls(7),
             time_sites: calls(5),

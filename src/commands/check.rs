@@ -100,8 +100,12 @@ pub fn describe(
                 let outcome =
                     simplebpf_checker::kernel_replay(elf, program, object, counterexample);
                 match &outcome {
-                    KernelReplay::NotReproduced { action, post } => bail!(
-                        "internal error: the kernel does not reproduce the checker's counterexample (it returned {} with {post:?}); please report it",
+                    KernelReplay::NotReproduced {
+                        action,
+                        post,
+                        records,
+                    } => bail!(
+                        "internal error: the kernel does not reproduce the checker's counterexample (it returned {} with {post:?} and records {records:?}); please report it",
                         action_name(*action)
                     ),
                     KernelReplay::Unavailable(reason)
@@ -188,7 +192,7 @@ fn replay(program: &Program, cx: &Counterexample, port: u16) -> anyhow::Result<R
     let post = cx
         .program_post
         .keys()
-        .map(|name| (name.clone(), post.vars[name].clone()))
+        .map(|name| (name.clone(), cx.in_scope(name, &post.vars[name])))
         .collect();
     Ok((action, post, records))
 }
