@@ -220,6 +220,37 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
         "(len == 13LL || len == 0LL)",
         "(len == 0LL)",
     ),
+    // A hash map written by every request (tests/policies/seen_sizes.appnet).
+    (
+        "seen_sizes",
+        "a map write of the wrong value",
+        "__u8 value = 1;",
+        "__u8 value = 0;",
+    ),
+    (
+        "seen_sizes",
+        "a map write at the wrong key",
+        "__s64 key = payload_len;",
+        "__s64 key = payload_len + 1;",
+    ),
+    (
+        "seen_sizes",
+        "a wrong value at one key only",
+        "__u8 value = 1;",
+        "__u8 value = payload_len != 13;",
+    ),
+    (
+        "seen_sizes",
+        "size 13 dropped once seen (the program reads a map the policy only writes)",
+        "__u8 value = 1;\n",
+        "__u8 value = 1;\n\n\t\tif (key == 13 && bpf_map_lookup_elem(&seen, &key))\n\t\t\treturn XDP_DROP;\n",
+    ),
+    (
+        "seen_sizes",
+        "the entry deleted instead of written",
+        "bpf_map_update_elem(&seen, &key, &value, BPF_ANY);",
+        "bpf_map_delete_elem(&seen, &key);",
+    ),
     (
         "null",
         "the no-op drops",
@@ -245,10 +276,12 @@ fn every_mutant_is_refuted_with_a_counterexample_the_kernel_reproduces() {
     let dir = tempfile::tempdir().unwrap();
     let mut refuted = 0;
     for (index, (example, description, from, to)) in MUTATIONS.iter().enumerate() {
-        let (_, path) = examples
+        let path = examples
             .iter()
             .find(|(name, _)| name == example)
-            .expect("an example");
+            .map(|(_, path)| path.clone())
+            .unwrap_or_else(|| common::root().join(format!("tests/policies/{example}.appnet")));
+        let path = &path;
         let c = common::compile(example, path, false).emitted.c_source;
         assert!(
             c.contains(from),
@@ -292,6 +325,16 @@ fn every_mutant_is_refuted_with_a_counterexample_the_kernel_reproduces() {
         );
         let cx = &verdict["counterexample"];
         assert_eq!(cx["replayed_in_interpreter"], true);
+        if description.contains("once seen") {
+            // Only a map entry present before the request shows this one: the replay must
+            // have written the pre-state into the kernel's map.
+            assert!(
+                cx["pre_state"]["seen"]
+                    .as_array()
+                    .is_some_and(|entries| !entries.is_empty()),
+                "{example} / {description}: {cx}"
+            );
+        }
         match &cx["reproduced_in_kernel"] {
             serde_json::Value::Bool(true) => {}
             other => {
