@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use num_bigint::BigInt;
 use num_integer::Integer;
 use num_rational::BigRational;
-use num_traits::{One, Signed, Zero};
+use num_traits::{One, Signed, ToPrimitive, Zero};
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::{
     Action, ArithOp, Block, CmpOp, Expr, ExprKind, Handler, MinMax, Place as IrPlace, Program,
     StateId, Stmt, Type, VecRef,
 };
+use z3::DeclKind;
 use z3::ast::{Array, Ast, BV, Bool};
 
 use crate::contract::{Place, VarPlace};
@@ -247,13 +248,46 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
 
 /// `x · k` for a constant `k`, without a multiplier when `k` is 1 (bit-blasted multipliers
 /// are what makes wide proofs slow, CHECKER-NOTES.md §1).
+///
+/// Two identities keep the solver on the program's terms: the product of an `ite` is the
+/// `ite` of the products, and for `x = zext(y)` and `k > 0`, where `y·k` fits `y`'s width
+/// it is `zext(y ·ₙ k)` — the wrapping multiply a program does once it has checked that
+/// `y ≤ (2ⁿ − 1) / k` (the wide product is kept for the other case).
 pub fn scale_by(x: &BV, k: &BigInt) -> BV {
     if k.is_one() {
-        x.clone()
-    } else {
-        let w = x.get_size() + bits_for(k);
-        widen(x, w).bvmul(lit(k, w))
+        return x.clone();
     }
+    let w = x.get_size() + bits_for(k);
+    if let Ok(decl) = x.safe_decl() {
+        let children = x.children();
+        match decl.kind() {
+            DeclKind::Ite => {
+                if let (Some(c), Some(t), Some(e)) = (
+                    children[0].as_bool(),
+                    children[1].as_bv(),
+                    children[2].as_bv(),
+                ) {
+                    let (t, e) = common(&scale_by(&t, k), &scale_by(&e, k));
+                    return c.ite(&t, &e);
+                }
+            }
+            DeclKind::ZeroExt => {
+                if let (Some(y), Some(factor)) = (children[0].as_bv(), k.to_u64())
+                    && factor > 0
+                    && y.get_size() <= 64
+                    && y.get_size() < x.get_size()
+                {
+                    let n = y.get_size();
+                    let max = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                    let narrow = y.bvmul(BV::from_u64(factor, n)).zero_ext(w - n);
+                    let wide = x.zero_ext(w - x.get_size()).bvmul(lit(k, w));
+                    return y.bvule(BV::from_u64(max / factor, n)).ite(&narrow, &wide);
+                }
+            }
+            _ => {}
+        }
+    }
+    widen(x, w).bvmul(lit(k, w))
 }
 
 fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
@@ -599,7 +633,7 @@ impl Enc<'_> {
                     return Err(Unsupported("time_diff of these values".to_string()));
                 };
                 Sym::Float {
-                    num: a.zero_ext(2).bvsub(b.zero_ext(2)),
+                    num: nanoseconds_between(&a, &b),
                     den: BigInt::from(1_000_000_000u64),
                 }
             }
@@ -665,6 +699,15 @@ impl Enc<'_> {
     }
 }
 
+/// `a − b` for two 64-bit times, exactly (66 bits, signed). Where `b ≤ a` (as for a stored
+/// Instant and the request's time) it is the 64-bit difference a program computes,
+/// zero-extended: an identity that lets the solver meet the program's `now - last` term
+/// instead of a wider adder.
+fn nanoseconds_between(a: &BV, b: &BV) -> BV {
+    let exact = a.zero_ext(2).bvsub(b.zero_ext(2));
+    b.bvule(a).ite(&a.bvsub(b).zero_ext(2), &exact)
+}
+
 /// `min(cap, x + t)`, written the way a program computes it without overflow: where `t ≥ 0`,
 /// it is `cap` if `x ≥ cap` or `t ≥ cap − x`, else `x + t` — an identity, so the encoding
 /// stays exact, and the solver meets the same case split as in the bytecode instead of
@@ -676,9 +719,37 @@ fn capped_sum(cap: &Sym, x: &Sym, t: &Sym) -> Result<Sym, Unsupported> {
     };
     let sum = arith(ArithOp::Add, x.clone(), t.clone())?;
     let plain = merge(&compare(CmpOp::Le, cap, &sum)?, cap, &sum)?;
-    let gap = arith(ArithOp::Sub, cap.clone(), x.clone())?;
+    let (gap, narrow_sum) = match (cap, x, t) {
+        // All three over one denominator, cap and x 64-bit numerators (a stored value and a
+        // constant): where `x < cap`, `cap − x` is in [1, 2⁶⁴) — the unsigned 64-bit
+        // difference a program computes; where nothing fills, `x ≤ x + t < cap`, so the sum
+        // is the 64-bit one (and `t < cap − x` fits 64 bits). Both identities in the cases
+        // they are used in, and the solver meets the program's own terms.
+        (
+            Sym::Float { num: c, den: dc },
+            Sym::Float { num: n, den: dn },
+            Sym::Float { num: m, den: dm },
+        ) if dc == dn && dn == dm && c.get_size() <= 64 && n.get_size() <= 64 => {
+            let (c64, x64) = (widen(c, 64), widen(n, 64));
+            let t64 = if m.get_size() > 64 {
+                m.extract(63, 0)
+            } else {
+                widen(m, 64)
+            };
+            let gap = Sym::Float {
+                num: c64.bvsub(&x64).zero_ext(1),
+                den: dc.clone(),
+            };
+            let sum = Sym::Float {
+                num: x64.bvadd(&t64),
+                den: dc.clone(),
+            };
+            (gap, sum)
+        }
+        _ => (arith(ArithOp::Sub, cap.clone(), x.clone())?, sum),
+    };
     let fills = Bool::or(&[compare(CmpOp::Ge, x, cap)?, compare(CmpOp::Ge, t, &gap)?]);
-    let split = merge(&fills, cap, &sum)?;
+    let split = merge(&fills, cap, &narrow_sum)?;
     merge(&compare(CmpOp::Ge, t, &zero)?, &split, &plain)
 }
 
@@ -873,5 +944,88 @@ fn parse_bv_literal(text: &str) -> Option<BigInt> {
         BigInt::parse_bytes(bin.as_bytes(), 2)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The identities the encoding uses to meet the program's own terms must be identities:
+    //! each is checked here for every input with the solver.
+
+    use super::*;
+    use z3::{SatResult, Solver};
+
+    /// Whether `a ≠ b` has no solution (under `assume`).
+    fn always_equal(a: &Sym, b: &Sym, assume: &[Bool]) -> bool {
+        let solver = Solver::new();
+        for fact in assume {
+            solver.assert(fact);
+        }
+        solver.assert(compare(CmpOp::Ne, a, b).unwrap());
+        solver.check() == SatResult::Unsat
+    }
+
+    fn float(num: BV, den: u64) -> Sym {
+        Sym::Float {
+            num,
+            den: BigInt::from(den),
+        }
+    }
+
+    #[test]
+    fn scaling_a_zero_extension_is_the_wide_product() {
+        let y = BV::new_const("y", 64);
+        let x = y.zero_ext(2);
+        // (A factor near 2⁶⁴ makes the solver prove a full multiplier equal to another:
+        // minutes; the identity is the same.)
+        for k in [2u64, 9, 1000, 1_000_000_000, 1 << 40] {
+            let k = BigInt::from(k);
+            let w = x.get_size() + bits_for(&k);
+            let plain = float(widen(&x, w).bvmul(lit(&k, w)), 1);
+            assert!(
+                always_equal(&float(scale_by(&x, &k), 1), &plain, &[]),
+                "k = {k}"
+            );
+        }
+        // Through an `ite`, with a negative branch.
+        let c = Bool::new_const("c");
+        let z = BV::new_const("z", 66);
+        let x = c.ite(&x, &z);
+        let k = BigInt::from(9);
+        let plain = float(widen(&x, 70).bvmul(lit(&k, 70)), 1);
+        assert!(always_equal(&float(scale_by(&x, &k), 1), &plain, &[]));
+    }
+
+    #[test]
+    fn the_time_difference_is_exact() {
+        let (a, b) = (BV::new_const("a", 64), BV::new_const("b", 64));
+        let exact = float(a.zero_ext(2).bvsub(b.zero_ext(2)), 1);
+        assert!(always_equal(
+            &float(nanoseconds_between(&a, &b), 1),
+            &exact,
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_wrong_identity_would_be_caught() {
+        // The check above can fail: a product that drops the overflow case is not equal.
+        let y = BV::new_const("y", 64);
+        let narrow = float(y.bvmul(BV::from_u64(9, 64)).zero_ext(6), 1);
+        let plain = float(y.zero_ext(6).bvmul(BV::from_u64(9, 70)), 1);
+        assert!(!always_equal(&narrow, &plain, &[]));
+    }
+
+    #[test]
+    fn the_capped_sum_is_min_of_cap_and_the_sum() {
+        let x = float(BV::new_const("x", 64), 10_000_000);
+        let t = float(BV::new_const("t", 70), 10_000_000);
+        for cap in [9_000_000_000i64, 100_000_000, 0, -5, i64::MAX] {
+            let cap = float(number(&BigInt::from(cap)), 10_000_000);
+            let sum = arith(ArithOp::Add, x.clone(), t.clone()).unwrap();
+            let plain = merge(&compare(CmpOp::Le, &cap, &sum).unwrap(), &cap, &sum).unwrap();
+            let split = capped_sum(&cap, &x, &t).unwrap();
+            assert!(always_equal(&split, &plain, &[]));
+        }
     }
 }
