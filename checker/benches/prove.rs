@@ -4,30 +4,22 @@
 //! extra arguments are more `.appnet` files to time (absolute paths: cargo runs benches in
 //! the crate's directory).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use simplebpf_checker::{Options, Verdict, check};
-use simplebpf_compiler::backend;
-use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::clang::ClangOptions;
 use simplebpf_compiler::object_model::BpfObject;
 
-const EXAMPLES: &[&str] = &[
-    "null",
-    "fault",
-    "acl",
-    "ratelimit",
-    "bench/logging",
-    "bench/logging_fault",
-    "bench/fault_condition",
-];
 const RUNS: usize = 5;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut files: Vec<PathBuf> = EXAMPLES
+    let mut files: Vec<PathBuf> = support::EXAMPLES
         .iter()
-        .map(|name| root.join(format!("{name}.appnet")))
+        .map(|name| support::example_path(name))
         .collect();
     files.extend(
         std::env::args()
@@ -47,25 +39,14 @@ fn main() {
             println!("{name:<28} cannot be read ({})", path.display());
             continue;
         };
-        let Some(program) = simplebpf_dsl::analyze(&source).ir else {
+        let Some((program, c)) = support::emit(&source) else {
             println!("{name:<28} does not compile");
             continue;
         };
-        let emitted = backend::emit(
-            &program,
-            &backend::Options {
-                port: 9000,
-                name: "policy".to_string(),
-                test_hooks: false,
-            },
-        )
-        .expect("the backend takes it");
-        let dir = tempfile::tempdir().expect("a scratch directory");
-        let elf = clang::compile(&emitted.c_source, dir.path(), &ClangOptions::default())
-            .expect("clang compiles it");
+        let elf = support::compile(&c, &ClangOptions::default());
         let object = BpfObject::parse(&elf).expect("an object");
         let options = Options {
-            port: 9000,
+            port: support::PORT,
             timeout: Duration::from_secs(30),
         };
         let mut times = Vec::new();

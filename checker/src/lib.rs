@@ -8,6 +8,7 @@ pub mod filter;
 pub mod policy;
 pub mod pretest;
 pub mod query;
+pub mod reference;
 pub mod replay;
 pub mod symexec;
 pub mod verdict;

@@ -10,13 +10,12 @@ use std::time::Instant;
 
 use simplebpf_compiler::kernel::LoadedProgram;
 use simplebpf_compiler::object_model::{BpfObject, MapKind};
-use simplebpf_compiler::rpc_filter::{Classification, classify};
-use simplebpf_dsl::ast::HandlerKind;
-use simplebpf_dsl::interp::{self, Action, Inputs, Request, State, Value};
+use simplebpf_dsl::interp::{self, Value};
 use simplebpf_dsl::ir::{Program, Type};
 
 use crate::contract::{self, Place};
-use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, decode, patch_call, vars_in_sections};
+use crate::reference;
+use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, decode, decode_map, patch_call, vars_in_sections};
 use crate::verdict::{Counterexample, Verdict};
 
 const DRAWS: &[u32] = &[0, 1 << 31, u32::MAX];
@@ -198,17 +197,7 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
             let mut post = read_vars(&after);
             for var in &map_vars {
                 let entries = loaded.map_entries(&var.map).ok()?;
-                let value = Value::Map(
-                    entries
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                decode(k, &var.key_ty, None),
-                                decode(v, &var.value_ty, var.scale.as_ref()),
-                            )
-                        })
-                        .collect(),
-                );
+                let value = decode_map(&entries, &var.key_ty, &var.value_ty, var.scale.as_ref());
                 post.insert(var.name.clone(), value);
             }
             let mut records = Vec::new();
@@ -217,36 +206,16 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
                     records.push((name.to_string(), decode(&bytes, element, *scale)));
                 }
             }
-            let (expected_action, expected, expected_records): (u32, State, Vec<(String, Value)>) =
-                match classify(&case.frame, port) {
-                    Classification::NotRpc => (2, pre.clone(), Vec::new()),
-                    Classification::Rpc { payload_len } => {
-                        let draws = vec![case.draw; 256];
-                        let inputs = Inputs {
-                            request: Request {
-                                payload_len: u64::from(payload_len),
-                            },
-                            draws: &draws,
-                            time_ns: NOW,
-                        };
-                        let outcome = interp::run(program, HandlerKind::Req, &pre, &inputs).ok()?;
-                        let action = match outcome.action {
-                            Action::Forward => 2,
-                            Action::Reject { .. } => 1,
-                        };
-                        let records = outcome
-                            .records
-                            .into_iter()
-                            .map(|r| (r.vec, r.value))
-                            .collect();
-                        (action, outcome.state, records)
-                    }
-                };
+            let draws = vec![case.draw; 256];
+            let expected = reference::run(program, &case.frame, port, &pre, &draws, NOW).ok()?;
             let expected_post: BTreeMap<String, Value> = post
                 .keys()
-                .filter_map(|name| expected.vars.get(name).map(|v| (name.clone(), v.clone())))
+                .filter_map(|name| {
+                    let value = expected.state.vars.get(name)?;
+                    Some((name.clone(), value.clone()))
+                })
                 .collect();
-            if action != expected_action || post != expected_post || records != expected_records {
+            if action != expected.action || post != expected_post || records != expected.records {
                 let prog = object.xdp_program().ok()?;
                 let sites = |helper: i32| -> Vec<usize> {
                     prog.insns

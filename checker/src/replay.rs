@@ -125,17 +125,7 @@ fn run(
         match (&var.place, &var.ty) {
             (Place::HashMap { map }, Type::Map(key_ty, value_ty)) => {
                 let entries = loaded.map_entries(map).map_err(kernel)?;
-                let whole = Value::Map(
-                    entries
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                decode(k, key_ty, None),
-                                decode(v, value_ty, var.scale.as_ref()),
-                            )
-                        })
-                        .collect(),
-                );
+                let whole = decode_map(&entries, key_ty, value_ty, var.scale.as_ref());
                 post.insert(var.name.clone(), cx.in_scope(&var.name, &whole));
             }
             (Place::RingBuf { map, .. }, Type::Vec(element)) => {
@@ -203,6 +193,21 @@ pub(crate) fn vars_in_sections(
         }
     }
     vars
+}
+
+/// A hash map's raw entries as the policy's map value (values at `scale`).
+pub(crate) fn decode_map(
+    entries: &[(Vec<u8>, Vec<u8>)],
+    key_ty: &Type,
+    value_ty: &Type,
+    scale: Option<&BigInt>,
+) -> Value {
+    Value::Map(
+        entries
+            .iter()
+            .map(|(k, v)| (decode(k, key_ty, None), decode(v, value_ty, scale)))
+            .collect(),
+    )
 }
 
 pub(crate) fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {

@@ -187,17 +187,7 @@ impl Counterexample {
                 }
             }
             let decoded = |entries: &[(Vec<u8>, Vec<u8>)]| {
-                Value::Map(
-                    entries
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                crate::replay::decode(k, key_ty, None),
-                                crate::replay::decode(v, value_ty, var.scale.as_ref()),
-                            )
-                        })
-                        .collect(),
-                )
+                crate::replay::decode_map(entries, key_ty, value_ty, var.scale.as_ref())
             };
             let pre = entries_at(model, &inputs.maps[map], &keys);
             let post = entries_at(model, &path.maps[map], &keys);

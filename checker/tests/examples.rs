@@ -1,45 +1,29 @@
 //! The checker on what the rules backend emits (proofs) and on hand-made wrong programs
 //! (counterexamples).
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Duration;
 
 use simplebpf_checker::{Options, Verdict, check};
-use simplebpf_compiler::backend;
-use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::clang::ClangOptions;
 use simplebpf_compiler::object_model::BpfObject;
 
-fn build(path: &PathBuf, name: &str) -> (simplebpf_dsl::ir::Program, BpfObject) {
-    let analysis = simplebpf_dsl::analyze(&std::fs::read_to_string(path).unwrap());
-    let program = analysis.ir.unwrap();
-    let emitted = backend::emit(
-        &program,
-        &backend::Options {
-            port: 9000,
-            name: name.to_string(),
-            test_hooks: false,
-        },
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let elf = clang::compile(&emitted.c_source, dir.path(), &ClangOptions::default()).unwrap();
-    (program, BpfObject::parse(&elf).unwrap())
+/// The object of `c` (the backend's C, or a change of it).
+fn object(c: &str) -> BpfObject {
+    BpfObject::parse(&support::compile(c, &ClangOptions::default())).unwrap()
+}
+
+/// An example's IR and the C the backend emits for it.
+fn emitted(name: &str) -> (simplebpf_dsl::ir::Program, String) {
+    support::emit(&std::fs::read_to_string(support::example_path(name)).unwrap()).unwrap()
 }
 
 #[test]
 fn the_examples_built_by_the_backend_are_proven_equivalent() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    for name in [
-        "null",
-        "fault",
-        "bench/logging",
-        "bench/logging_fault",
-        "bench/fault_condition",
-        "acl",
-        "ratelimit",
-    ] {
-        let path = root.join(format!("{name}.appnet"));
-        let (program, object) = build(&path, name.rsplit('/').next().unwrap());
+    for name in support::EXAMPLES {
+        let (program, c) = emitted(name);
+        let object = object(&c);
         let verdict = check(
             &program,
             &object,
@@ -66,7 +50,6 @@ fn the_examples_built_by_the_backend_are_proven_equivalent() {
 
 #[test]
 fn wrong_programs_get_a_counterexample() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for (name, from, to) in [
         ("fault", "< 4080218932ULL", "< 4080218931ULL"),
         (
@@ -92,23 +75,9 @@ fn wrong_programs_get_a_counterexample() {
             "__scale_tokens = 1000;",
         ),
     ] {
-        let path = root.join(format!("{name}.appnet"));
-        let analysis = simplebpf_dsl::analyze(&std::fs::read_to_string(&path).unwrap());
-        let program = analysis.ir.unwrap();
-        let emitted = backend::emit(
-            &program,
-            &backend::Options {
-                port: 9000,
-                name: "m".to_string(),
-                test_hooks: false,
-            },
-        )
-        .unwrap();
-        assert!(emitted.c_source.contains(from), "{from}");
-        let c = emitted.c_source.replace(from, to);
-        let dir = tempfile::tempdir().unwrap();
-        let elf = clang::compile(&c, dir.path(), &ClangOptions::default()).unwrap();
-        let object = BpfObject::parse(&elf).unwrap();
+        let (program, c) = emitted(name);
+        assert!(c.contains(from), "{from}");
+        let object = object(&c.replace(from, to));
         let verdict = check(
             &program,
             &object,

@@ -10,9 +10,7 @@ use serde_json::json;
 use simplebpf_checker::{Counterexample, KernelReplay, Options, Verdict};
 use simplebpf_compiler::clang::{self, ClangOptions};
 use simplebpf_compiler::object_model::BpfObject;
-use simplebpf_compiler::rpc_filter::{Classification, classify};
-use simplebpf_dsl::ast::HandlerKind;
-use simplebpf_dsl::interp::{self, Action, Inputs, Request, State};
+use simplebpf_dsl::interp;
 use simplebpf_dsl::ir::Program;
 
 use super::Outcome;
@@ -154,8 +152,8 @@ fn load_program(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// What the policy does on the counterexample's inputs (reference classifier + interpreter):
-/// the XDP action, the stored variables afterwards and the records.
+/// What the policy does on the counterexample's inputs (`reference::run`): the XDP action,
+/// the stored variables afterwards (maps at the keys in scope) and the records.
 fn replay(program: &Program, cx: &Counterexample, port: u16) -> anyhow::Result<Replayed> {
     let mut state = interp::load(program, &[], 0)
         .map_err(|e| anyhow::anyhow!("init: {e}"))?
@@ -165,36 +163,15 @@ fn replay(program: &Program, cx: &Counterexample, port: u16) -> anyhow::Result<R
             .set(program, name, value.clone())
             .map_err(|e| anyhow::anyhow!("pre-state {name}: {e}"))?;
     }
-    let (action, post, records): (u32, State, Vec<_>) = match classify(&cx.packet, port) {
-        Classification::NotRpc => (2, state, Vec::new()),
-        Classification::Rpc { payload_len } => {
-            let inputs = Inputs {
-                request: Request {
-                    payload_len: u64::from(payload_len),
-                },
-                draws: &cx.draws,
-                time_ns: cx.now,
-            };
-            let outcome = interp::run(program, HandlerKind::Req, &state, &inputs)
-                .map_err(|e| anyhow::anyhow!("req: {e}"))?;
-            let action = match outcome.action {
-                Action::Forward => 2,
-                Action::Reject { .. } => 1,
-            };
-            let records = outcome
-                .records
-                .into_iter()
-                .map(|record| (record.vec, record.value))
-                .collect();
-            (action, outcome.state, records)
-        }
-    };
+    let outcome =
+        simplebpf_checker::reference::run(program, &cx.packet, port, &state, &cx.draws, cx.now)
+            .map_err(|e| anyhow::anyhow!("req: {e}"))?;
     let post = cx
         .program_post
         .keys()
-        .map(|name| (name.clone(), cx.in_scope(name, &post.vars[name])))
+        .map(|name| (name.clone(), cx.in_scope(name, &outcome.state.vars[name])))
         .collect();
-    Ok((action, post, records))
+    Ok((outcome.action, post, outcome.records))
 }
 
 fn action_name(action: u32) -> String {

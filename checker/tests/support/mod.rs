@@ -1,0 +1,49 @@
+//! Shared by the checker's tests and its benchmark (`#[path]`-included there): the examples,
+//! the C the backend emits for them, and that C compiled.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use simplebpf_compiler::backend;
+use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_dsl::ir::Program;
+
+/// Every example, as a path below `examples/` without the extension.
+pub const EXAMPLES: &[&str] = &[
+    "null",
+    "fault",
+    "acl",
+    "ratelimit",
+    "bench/logging",
+    "bench/logging_fault",
+    "bench/fault_condition",
+];
+
+pub const PORT: u16 = 9000;
+
+pub fn example_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}.appnet"))
+}
+
+/// The policy's IR and the C the backend emits for it; `None` for a policy that does not
+/// compile.
+pub fn emit(source: &str) -> Option<(Program, String)> {
+    let program = simplebpf_dsl::analyze(source).ir?;
+    let emitted = backend::emit(
+        &program,
+        &backend::Options {
+            port: PORT,
+            name: "policy".to_string(),
+            test_hooks: false,
+        },
+    )
+    .ok()?;
+    Some((program, emitted.c_source))
+}
+
+/// `c` compiled by the pinned clang with `options`.
+pub fn compile(c: &str, options: &ClangOptions) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    clang::compile(c, dir.path(), options).expect("clang compiles it")
+}
