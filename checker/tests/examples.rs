@@ -9,9 +9,17 @@ use simplebpf_checker::{Options, Verdict, check};
 use simplebpf_compiler::clang::ClangOptions;
 use simplebpf_compiler::object_model::BpfObject;
 
-/// The object of `c` (the backend's C, or a change of it).
-fn object(c: &str) -> BpfObject {
-    BpfObject::parse(&support::compile(c, &ClangOptions::default())).unwrap()
+/// The checker's verdict on `c` (the backend's C, or a change of it) against `program`.
+fn verdict(program: &simplebpf_dsl::ir::Program, c: &str) -> Verdict {
+    let object = BpfObject::parse(&support::compile(c, &ClangOptions::default())).unwrap();
+    check(
+        program,
+        &object,
+        &Options {
+            port: support::PORT,
+            timeout: Duration::from_secs(20),
+        },
+    )
 }
 
 /// An example's IR and the C the backend emits for it.
@@ -23,15 +31,7 @@ fn emitted(name: &str) -> (simplebpf_dsl::ir::Program, String) {
 fn the_examples_built_by_the_backend_are_proven_equivalent() {
     for name in support::EXAMPLES {
         let (program, c) = emitted(name);
-        let object = object(&c);
-        let verdict = check(
-            &program,
-            &object,
-            &Options {
-                port: 9000,
-                timeout: Duration::from_secs(20),
-            },
-        );
+        let verdict = verdict(&program, &c);
         match &verdict {
             Verdict::Equivalent { ms, paths, .. } => {
                 eprintln!("{name}: equivalent in {ms} ms ({paths} paths)")
@@ -77,15 +77,7 @@ fn wrong_programs_get_a_counterexample() {
     ] {
         let (program, c) = emitted(name);
         assert!(c.contains(from), "{from}");
-        let object = object(&c.replace(from, to));
-        let verdict = check(
-            &program,
-            &object,
-            &Options {
-                port: 9000,
-                timeout: Duration::from_secs(20),
-            },
-        );
+        let verdict = verdict(&program, &c.replace(from, to));
         match &verdict {
             Verdict::NotEquivalent { counterexample, ms } => eprintln!(
                 "{name} [{to}]: NOT equivalent ({ms} ms): draws {:?} now {} action {} pre {:?} post {:?} packet {} bytes",
