@@ -20,6 +20,23 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `simplebpf check POLICY PROGRAM --format json`: the exit status and the parsed verdict.
+fn check_json(
+    policy: &std::path::Path,
+    program: &std::path::Path,
+) -> (Option<i32>, serde_json::Value) {
+    let output = simplebpf(&[
+        "check",
+        policy.to_str().unwrap(),
+        program.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let verdict =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+    (output.status.code(), verdict)
+}
+
 /// Writes the shipped C of an example and returns its path.
 fn shipped_c(dir: &std::path::Path, name: &str, path: &std::path::Path) -> std::path::PathBuf {
     let compiled = common::compile(name, &path.to_path_buf(), false);
@@ -55,15 +72,8 @@ fn an_off_by_one_threshold_gets_a_counterexample_at_the_threshold() {
         .unwrap()
         .replace("< 4080218932ULL", "< 4080218931ULL");
     std::fs::write(&c, wrong).unwrap();
-    let output = simplebpf(&[
-        "check",
-        policy.to_str().unwrap(),
-        c.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (status, report) = check_json(&policy, &c);
+    assert_eq!(status, Some(1), "{report}");
     let cx = &report["counterexample"];
     assert_eq!(cx["draws"][0], 4080218931u64, "{report}");
     assert_eq!(cx["program"]["action"], "XDP_DROP");
@@ -228,15 +238,8 @@ fn unprotected_read_modify_writes_are_races() {
             },
         );
         std::fs::write(&c, wrong).unwrap();
-        let output = simplebpf(&[
-            "check",
-            policy.to_str().unwrap(),
-            c.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        assert_eq!(output.status.code(), Some(1), "{name}: {}", text(&output));
-        let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let (status, verdict) = check_json(&policy, &c);
+        assert_eq!(status, Some(1), "{name}: {verdict}");
         assert_eq!(verdict["reason"], "race", "{verdict}");
         assert_eq!(verdict["variable"], variable, "{verdict}");
     }
