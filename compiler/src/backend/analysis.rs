@@ -6,36 +6,9 @@ use std::collections::BTreeSet;
 
 use simplebpf_dsl::ir::{
     Action, ArithOp, Block, Expr, ExprKind, Handler, LocalId, Place, Program, StateId, Stmt, Type,
-    VecRef,
+    VecRef, walk_expr,
 };
 use simplebpf_dsl::span::Span;
-
-/// Calls `f` on `expr` and every expression inside it.
-pub fn walk_expr<'e>(expr: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
-    f(expr);
-    match &expr.kind {
-        ExprKind::Arith { lhs, rhs, .. }
-        | ExprKind::Compare { lhs, rhs, .. }
-        | ExprKind::MinMax { lhs, rhs, .. }
-        | ExprKind::And(lhs, rhs)
-        | ExprKind::Or(lhs, rhs)
-        | ExprKind::TimeDiff(lhs, rhs)
-        | ExprKind::Pair(lhs, rhs)
-        | ExprKind::Randomf { lo: lhs, hi: rhs } => {
-            walk_expr(lhs, f);
-            walk_expr(rhs, f);
-        }
-        ExprKind::ToFloat(inner) | ExprKind::InstantSeconds(inner) => walk_expr(inner, f),
-        ExprKind::MapGet { key, .. } => walk_expr(key, f),
-        ExprKind::Opaque { args, .. } => args.iter().for_each(|arg| walk_expr(arg, f)),
-        ExprKind::Const(_)
-        | ExprKind::State(_)
-        | ExprKind::Local(_)
-        | ExprKind::Now
-        | ExprKind::PayloadLen
-        | ExprKind::VecSize(_) => {}
-    }
-}
 
 /// Calls `f` on every statement of a block, nested ones included, in order.
 pub fn walk_block<'b>(block: &'b Block, f: &mut impl FnMut(&'b Stmt)) {

@@ -1622,7 +1622,7 @@ fn with_effects(effects: &[String], c: &str) -> String {
 
 pub fn has_draw(expr: &Expr) -> bool {
     let mut found = false;
-    super::analysis::walk_expr(expr, &mut |e| {
+    simplebpf_dsl::ir::walk_expr(expr, &mut |e| {
         found |= matches!(e.kind, ExprKind::Randomf { .. });
     });
     found
@@ -1632,7 +1632,7 @@ pub fn has_draw(expr: &Expr) -> bool {
 /// sequence their operands, so they are fine.
 fn unsequenced_draws(expr: &Expr) -> Option<Span> {
     let mut found = None;
-    super::analysis::walk_expr(expr, &mut |e| {
+    simplebpf_dsl::ir::walk_expr(expr, &mut |e| {
         if found.is_some() {
             return;
         }

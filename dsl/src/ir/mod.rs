@@ -387,13 +387,17 @@ fn visit_stmt(stmt: &Stmt, found: &mut Vec<(Span, Feature)>) {
 }
 
 fn visit_expr(expr: &Expr, found: &mut Vec<(Span, Feature)>) {
+    walk_expr(expr, &mut |e| {
+        if let ExprKind::Opaque { feature, .. } = &e.kind {
+            found.push((e.span, feature.clone()));
+        }
+    });
+}
+
+/// Calls `f` on `expr` and every expression inside it, outermost first.
+pub fn walk_expr<'e>(expr: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
+    f(expr);
     match &expr.kind {
-        ExprKind::Const(_)
-        | ExprKind::State(_)
-        | ExprKind::Local(_)
-        | ExprKind::Now
-        | ExprKind::PayloadLen
-        | ExprKind::VecSize(_) => {}
         ExprKind::Arith { lhs, rhs, .. }
         | ExprKind::Compare { lhs, rhs, .. }
         | ExprKind::MinMax { lhs, rhs, .. }
@@ -402,16 +406,17 @@ fn visit_expr(expr: &Expr, found: &mut Vec<(Span, Feature)>) {
         | ExprKind::TimeDiff(lhs, rhs)
         | ExprKind::Pair(lhs, rhs)
         | ExprKind::Randomf { lo: lhs, hi: rhs } => {
-            visit_expr(lhs, found);
-            visit_expr(rhs, found);
+            walk_expr(lhs, f);
+            walk_expr(rhs, f);
         }
-        ExprKind::ToFloat(inner) | ExprKind::InstantSeconds(inner) => visit_expr(inner, found),
-        ExprKind::MapGet { key, .. } => visit_expr(key, found),
-        ExprKind::Opaque { feature, args } => {
-            found.push((expr.span, feature.clone()));
-            for arg in args {
-                visit_expr(arg, found);
-            }
-        }
+        ExprKind::ToFloat(inner) | ExprKind::InstantSeconds(inner) => walk_expr(inner, f),
+        ExprKind::MapGet { key, .. } => walk_expr(key, f),
+        ExprKind::Opaque { args, .. } => args.iter().for_each(|arg| walk_expr(arg, f)),
+        ExprKind::Const(_)
+        | ExprKind::State(_)
+        | ExprKind::Local(_)
+        | ExprKind::Now
+        | ExprKind::PayloadLen
+        | ExprKind::VecSize(_) => {}
     }
 }
