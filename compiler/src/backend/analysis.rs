@@ -5,65 +5,10 @@
 use std::collections::BTreeSet;
 
 use simplebpf_dsl::ir::{
-    Action, ArithOp, Block, Expr, ExprKind, Handler, LocalId, Place, Program, StateId, Stmt, Type,
-    VecRef, walk_expr,
+    ArithOp, Block, Expr, ExprKind, Handler, LocalId, Place, Program, StateId, Stmt, Type, VecRef,
+    stmt_exprs, walk_block, walk_expr,
 };
 use simplebpf_dsl::span::Span;
-
-/// Calls `f` on every statement of a block, nested ones included, in order.
-pub fn walk_block<'b>(block: &'b Block, f: &mut impl FnMut(&'b Stmt)) {
-    for stmt in block {
-        f(stmt);
-        match stmt {
-            Stmt::If {
-                then_block,
-                else_block,
-                ..
-            } => {
-                walk_block(then_block, f);
-                walk_block(else_block, f);
-            }
-            Stmt::Switch { cases, default, .. } => {
-                for (_, block) in cases {
-                    walk_block(block, f);
-                }
-                if let Some(block) = default {
-                    walk_block(block, f);
-                }
-            }
-            Stmt::MatchOption {
-                some_block,
-                none_block,
-                ..
-            } => {
-                walk_block(some_block, f);
-                walk_block(none_block, f);
-            }
-            Stmt::Opaque { body, .. } => walk_block(body, f),
-            _ => {}
-        }
-    }
-}
-
-/// The expressions a statement evaluates itself (not those of nested blocks).
-pub fn stmt_exprs(stmt: &Stmt) -> Vec<&Expr> {
-    match stmt {
-        Stmt::Assign { value, .. } | Stmt::Unpack { value, .. } | Stmt::Eval { value } => {
-            vec![value]
-        }
-        Stmt::MapSet { key, value, .. } => vec![key, value],
-        Stmt::MapDelete { key, .. } => vec![key],
-        Stmt::VecAppend { value, .. } => vec![value],
-        Stmt::If { cond, .. } => vec![cond],
-        Stmt::Switch { scrutinee, .. } | Stmt::MatchOption { scrutinee, .. } => vec![scrutinee],
-        Stmt::Send {
-            action: Action::Reject { reason },
-            ..
-        } => vec![reason],
-        Stmt::Send { .. } => vec![],
-        Stmt::Opaque { args, .. } => args.iter().collect(),
-    }
-}
 
 fn any_expr(block: &Block, pred: &mut impl FnMut(&Expr) -> bool) -> bool {
     let mut found = false;

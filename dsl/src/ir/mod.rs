@@ -291,7 +291,30 @@ impl Program {
     pub fn opaque_uses(&self) -> Vec<(Span, Feature)> {
         let mut found = Vec::new();
         for handler in [&self.init, &self.req, &self.resp] {
-            visit_block(&handler.body, &mut found);
+            walk_block(&handler.body, &mut |stmt| {
+                match stmt {
+                    Stmt::VecAppend {
+                        vec: VecRef::Local(_),
+                        span,
+                        ..
+                    } => found.push((
+                        *span,
+                        Feature {
+                            construct: "appending to a vector stored in a map".to_string(),
+                            reason: Missing::NotYet,
+                        },
+                    )),
+                    Stmt::Opaque { feature, span, .. } => found.push((*span, feature.clone())),
+                    _ => {}
+                }
+                for expr in stmt_exprs(stmt) {
+                    walk_expr(expr, &mut |e| {
+                        if let ExprKind::Opaque { feature, .. } = &e.kind {
+                            found.push((e.span, feature.clone()));
+                        }
+                    });
+                }
+            });
         }
         found.sort_by_key(|(span, _)| *span);
         found
@@ -304,94 +327,59 @@ impl Handler {
     }
 }
 
-fn visit_block(block: &Block, found: &mut Vec<(Span, Feature)>) {
+/// Calls `f` on every statement of a block, nested ones included, in order.
+pub fn walk_block<'b>(block: &'b Block, f: &mut impl FnMut(&'b Stmt)) {
     for stmt in block {
-        visit_stmt(stmt, found);
+        f(stmt);
+        match stmt {
+            Stmt::If {
+                then_block,
+                else_block,
+                ..
+            } => {
+                walk_block(then_block, f);
+                walk_block(else_block, f);
+            }
+            Stmt::Switch { cases, default, .. } => {
+                for (_, block) in cases {
+                    walk_block(block, f);
+                }
+                if let Some(block) = default {
+                    walk_block(block, f);
+                }
+            }
+            Stmt::MatchOption {
+                some_block,
+                none_block,
+                ..
+            } => {
+                walk_block(some_block, f);
+                walk_block(none_block, f);
+            }
+            Stmt::Opaque { body, .. } => walk_block(body, f),
+            _ => {}
+        }
     }
 }
 
-fn visit_stmt(stmt: &Stmt, found: &mut Vec<(Span, Feature)>) {
+/// The expressions a statement evaluates itself (not those of nested blocks).
+pub fn stmt_exprs(stmt: &Stmt) -> Vec<&Expr> {
     match stmt {
         Stmt::Assign { value, .. } | Stmt::Unpack { value, .. } | Stmt::Eval { value } => {
-            visit_expr(value, found)
+            vec![value]
         }
-        Stmt::MapSet { key, value, .. } => {
-            visit_expr(key, found);
-            visit_expr(value, found);
-        }
-        Stmt::MapDelete { key, .. } => visit_expr(key, found),
-        Stmt::VecAppend {
-            vec, value, span, ..
-        } => {
-            if let VecRef::Local(_) = vec {
-                found.push((
-                    *span,
-                    Feature {
-                        construct: "appending to a vector stored in a map".to_string(),
-                        reason: Missing::NotYet,
-                    },
-                ));
-            }
-            visit_expr(value, found);
-        }
-        Stmt::If {
-            cond,
-            then_block,
-            else_block,
-        } => {
-            visit_expr(cond, found);
-            visit_block(then_block, found);
-            visit_block(else_block, found);
-        }
-        Stmt::Switch {
-            scrutinee,
-            cases,
-            default,
-        } => {
-            visit_expr(scrutinee, found);
-            for (_, block) in cases {
-                visit_block(block, found);
-            }
-            if let Some(block) = default {
-                visit_block(block, found);
-            }
-        }
-        Stmt::MatchOption {
-            scrutinee,
-            some_block,
-            none_block,
+        Stmt::MapSet { key, value, .. } => vec![key, value],
+        Stmt::MapDelete { key, .. } => vec![key],
+        Stmt::VecAppend { value, .. } => vec![value],
+        Stmt::If { cond, .. } => vec![cond],
+        Stmt::Switch { scrutinee, .. } | Stmt::MatchOption { scrutinee, .. } => vec![scrutinee],
+        Stmt::Send {
+            action: Action::Reject { reason },
             ..
-        } => {
-            visit_expr(scrutinee, found);
-            visit_block(some_block, found);
-            visit_block(none_block, found);
-        }
-        Stmt::Send { action, .. } => {
-            if let Action::Reject { reason } = action {
-                visit_expr(reason, found);
-            }
-        }
-        Stmt::Opaque {
-            feature,
-            args,
-            body,
-            span,
-        } => {
-            found.push((*span, feature.clone()));
-            for arg in args {
-                visit_expr(arg, found);
-            }
-            visit_block(body, found);
-        }
+        } => vec![reason],
+        Stmt::Send { .. } => vec![],
+        Stmt::Opaque { args, .. } => args.iter().collect(),
     }
-}
-
-fn visit_expr(expr: &Expr, found: &mut Vec<(Span, Feature)>) {
-    walk_expr(expr, &mut |e| {
-        if let ExprKind::Opaque { feature, .. } = &e.kind {
-            found.push((e.span, feature.clone()));
-        }
-    });
 }
 
 /// Calls `f` on `expr` and every expression inside it, outermost first.
