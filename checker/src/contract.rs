@@ -1,7 +1,8 @@
 //! Where each state variable lives in an object, found the way LANGUAGE.md §4.3 says any
 //! program (ours, an LLM's, a hand-written one) must place it: a global of the variable's
 //! name, a hash map or ring buffer of its name, or nothing for a variable no handler writes.
-//! A float's scale is read from the object's `__scale_<name>` in `.rodata`.
+//! A float's scale (a float global's, a map's float values', a vector's float records') is
+//! read from the object's `__scale_<name>` in `.rodata`.
 
 use num_bigint::BigInt;
 use simplebpf_compiler::object_model::{BpfObject, MapKind};
@@ -106,7 +107,15 @@ pub fn places(program: &Program, object: &BpfObject) -> Result<Vec<VarPlace>, St
                 var.name
             ));
         };
-        let scale = if var.ty == Type::Float && !matches!(place, Place::Constant(_)) {
+        // A float is stored at a scale wherever it lives: a global, a map's values, a
+        // vector's records (the backend emits `__scale_<name>` for each).
+        let stores_float = match &var.ty {
+            Type::Float => true,
+            Type::Map(_, value) => **value == Type::Float,
+            Type::Vec(element) => **element == Type::Float,
+            _ => false,
+        };
+        let scale = if stores_float && !matches!(place, Place::Constant(_)) {
             Some(scale_of(object, &var.name)?)
         } else {
             None
