@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use simplebpf_compiler::backend::layout::Scalar;
 use simplebpf_compiler::kernel::LoadedProgram;
 use simplebpf_compiler::object_model::{BpfObject, MapKind};
 use simplebpf_dsl::interp::{self, Value};
@@ -144,8 +145,8 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
             .iter()
             .map(|(k, v)| {
                 Some((
-                    encode(k, shape.key_size)?,
-                    encode_scaled(v, var.scale.as_ref(), shape.value_size)?,
+                    encode(k, key_ty, None, shape.key_size)?,
+                    encode(v, value_ty, var.scale.as_ref(), shape.value_size)?,
                 ))
             })
             .collect::<Option<Vec<_>>>()?;
@@ -255,29 +256,22 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
     None
 }
 
-/// A key as the program stores it: `size` little-endian bytes.
-fn encode(value: &Value, size: u32) -> Option<Vec<u8>> {
-    encode_scaled(value, None, size)
-}
-
-/// A scalar as the program stores it, floats times `scale` (exact, or `None`).
-fn encode_scaled(value: &Value, scale: Option<&num_bigint::BigInt>, size: u32) -> Option<Vec<u8>> {
-    let bits: u64 = match value {
-        Value::Int(i) => *i as u64,
-        Value::Uint(u) | Value::Instant(u) => *u,
-        Value::Bool(b) => u64::from(*b),
-        Value::Float(r) => {
-            let scaled = r * num_rational::BigRational::from_integer(scale?.clone());
-            if !scaled.is_integer() {
-                return None;
-            }
-            num_traits::ToPrimitive::to_i64(&scaled.to_integer())? as u64
-        }
-        _ => return None,
-    };
-    let size = size as usize;
+/// A value as the program stores it in `size` bytes (the backend's encoder), if it can be.
+fn encode(
+    value: &Value,
+    ty: &Type,
+    scale: Option<&num_bigint::BigInt>,
+    size: u32,
+) -> Option<Vec<u8>> {
+    let mut bytes = Scalar {
+        ty: ty.clone(),
+        scale: scale.cloned(),
+    }
+    .encode(value)
+    .ok()?;
     if size > 8 {
         return None;
     }
-    Some(bits.to_le_bytes()[..size].to_vec())
+    bytes.resize(size as usize, 0);
+    Some(bytes)
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use num_bigint::BigInt;
-use num_rational::BigRational;
+use simplebpf_compiler::backend::layout::Scalar;
 use simplebpf_compiler::kernel::{KernelError, LoadedProgram};
 use simplebpf_compiler::object_model::{BpfObject, ProgramModel};
 use simplebpf_dsl::interp::Value;
@@ -210,20 +210,19 @@ pub(crate) fn decode_map(
     )
 }
 
+/// A stored value as the policy's value: the backend's decoder (any object following the
+/// layout contract stores values the same way), and a vector's length for a vector.
 pub(crate) fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {
-    let mut word = [0u8; 8];
-    word[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-    let bits = u64::from_le_bytes(word);
     match ty {
-        Type::Int => Value::Int(bits as i64),
-        Type::Uint => Value::Uint(bits),
-        Type::Instant => Value::Instant(bits),
-        Type::Bool => Value::Bool(bits != 0),
-        Type::Float => Value::Float(BigRational::new(
-            BigInt::from(bits as i64),
-            scale.cloned().unwrap_or_else(|| BigInt::from(1)),
-        )),
-        Type::Vec(_) => Value::Vec(bits),
-        _ => Value::Bool(false),
+        Type::Vec(_) => {
+            let mut word = [0u8; 8];
+            word[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+            Value::Vec(u64::from_le_bytes(word))
+        }
+        _ => Scalar {
+            ty: ty.clone(),
+            scale: scale.cloned(),
+        }
+        .decode(bytes),
     }
 }
