@@ -1096,12 +1096,21 @@ fn ctx_load(state: &State, off: &BV, size: u32) -> Result<Val, Unknown> {
     }
 }
 
+/// The constant an offset simplifies to; "unknown" for `what` when it is symbolic (the
+/// model addresses stack, sections and map values by constant offsets).
+fn static_offset(state: &State, off: &BV, what: &str) -> Result<u64, Unknown> {
+    off.simplify().as_u64().ok_or_else(|| {
+        unknown(
+            state,
+            format!("{what} access at an offset not known statically"),
+        )
+    })
+}
+
 fn read(state: &State, region: &Region, off: &BV, size: u32) -> Result<BV, Unknown> {
     let bytes: Vec<BV> = match region {
         Region::Stack => {
-            let base = off.simplify().as_u64().ok_or_else(|| {
-                unknown(state, "a stack access at an offset not known statically")
-            })?;
+            let base = static_offset(state, off, "a stack")?;
             (0..u64::from(size))
                 .map(|i| {
                     state
@@ -1120,12 +1129,7 @@ fn read(state: &State, region: &Region, off: &BV, size: u32) -> Result<BV, Unkno
                 .sections
                 .get(name)
                 .ok_or_else(|| unknown(state, format!("section `{name}` is not in the model")))?;
-            let base = off.simplify().as_u64().ok_or_else(|| {
-                unknown(
-                    state,
-                    "a global-data access at an offset not known statically",
-                )
-            })?;
+            let base = static_offset(state, off, "a global-data")?;
             (0..u64::from(size))
                 .map(|i| section.byte(base + i))
                 .collect()
@@ -1133,12 +1137,7 @@ fn read(state: &State, region: &Region, off: &BV, size: u32) -> Result<BV, Unkno
         Region::MapValue { map, key } => {
             let entry = &state.maps[map];
             let value = entry.values.select(key).as_bv().expect("a value");
-            let base = off.simplify().as_u64().ok_or_else(|| {
-                unknown(
-                    state,
-                    "a map-value access at an offset not known statically",
-                )
-            })?;
+            let base = static_offset(state, off, "a map-value")?;
             (0..u64::from(size))
                 .map(|i| {
                     let bit = ((base + i) * 8) as u32;
@@ -1273,9 +1272,7 @@ fn write(state: &mut State, region: &Region, off: &BV, value: &BV) -> Result<(),
     let size = value.get_size() / 8;
     match region {
         Region::Stack => {
-            let base = off.simplify().as_u64().ok_or_else(|| {
-                unknown(state, "a stack access at an offset not known statically")
-            })?;
+            let base = static_offset(state, off, "a stack")?;
             for i in 0..size {
                 state
                     .stack
@@ -1292,12 +1289,7 @@ fn write(state: &mut State, region: &Region, off: &BV, value: &BV) -> Result<(),
             if name.starts_with(".rodata") {
                 return Err(unknown(state, format!("a write to read-only `{name}`")));
             }
-            let base = off.simplify().as_u64().ok_or_else(|| {
-                unknown(
-                    state,
-                    "a global-data access at an offset not known statically",
-                )
-            })?;
+            let base = static_offset(state, off, "a global-data")?;
             let pc = state.pc;
             let section = state.sections.get_mut(name).ok_or_else(|| Unknown {
                 pc,
@@ -1310,12 +1302,7 @@ fn write(state: &mut State, region: &Region, off: &BV, value: &BV) -> Result<(),
             }
         }
         Region::MapValue { map, key } => {
-            let base = off.simplify().as_u64().ok_or_else(|| {
-                unknown(
-                    state,
-                    "a map-value access at an offset not known statically",
-                )
-            })?;
+            let base = static_offset(state, off, "a map-value")?;
             let entry = state.maps.get_mut(map).expect("a known map");
             let current = entry.values.select(key).as_bv().expect("a value");
             let total = entry.value_bits;
