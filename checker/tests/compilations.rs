@@ -6,15 +6,15 @@ mod support;
 use std::time::Duration;
 
 use simplebpf_checker::{Options, Verdict, check};
-use simplebpf_compiler::clang::ClangOptions;
+use simplebpf_compiler::clang::{ClangOptions, Cpu, OptLevel};
 use simplebpf_compiler::object_model::BpfObject;
 
-const COMPILATIONS: &[(&str, &str)] = &[
-    ("-O1", "v3"),
-    ("-O2", "v3"),
-    ("-Os", "v3"),
-    ("-O2", "v2"),
-    ("-O2", "v4"),
+const COMPILATIONS: &[(OptLevel, Cpu)] = &[
+    (OptLevel::O1, Cpu::V3),
+    (OptLevel::O2, Cpu::V3),
+    (OptLevel::Os, Cpu::V3),
+    (OptLevel::O2, Cpu::V2),
+    (OptLevel::O2, Cpu::V4),
 ];
 
 #[test]
@@ -24,8 +24,8 @@ fn every_compilation_of_correct_c_is_proven() {
         let (program, c) = support::emit(&source).unwrap();
         for (opt, cpu) in COMPILATIONS {
             let options = ClangOptions {
-                opt_level: opt.to_string(),
-                cpu: cpu.to_string(),
+                opt_level: *opt,
+                cpu: *cpu,
                 ..ClangOptions::default()
             };
             let elf = support::compile(&c, &options);
@@ -36,13 +36,15 @@ fn every_compilation_of_correct_c_is_proven() {
                 &Options {
                     port: support::PORT,
                     timeout: Duration::from_secs(30),
+                    ..Options::default()
                 },
-            );
+            )
+            .expect("not interrupted");
             match &verdict {
                 Verdict::Equivalent { ms, .. } => {
-                    eprintln!("{name} {opt} -mcpu={cpu}: equivalent in {ms} ms")
+                    eprintln!("{name} {opt:?} -mcpu={cpu:?}: equivalent in {ms} ms")
                 }
-                other => panic!("{name} {opt} -mcpu={cpu}: {other:?}"),
+                other => panic!("{name} {opt:?} -mcpu={cpu:?}: {other:?}"),
             }
         }
     }

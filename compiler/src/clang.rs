@@ -1,12 +1,17 @@
 //! The one pinned C compiler: C source in, BPF ELF bytes out.
 //!
 //! Every object simplebpf reports on is built with the same compiler and flags, recorded in the
-//! report, so that instruction counts are comparable between builds and machines.
+//! report, so that instruction counts are comparable between builds and machines. The flags
+//! make the object a function of the source alone: the debug info names the file by the name
+//! it is given, never by the scratch directory it was compiled in.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::cancel::Cancel;
 
 /// The compiler binary (Debian's `clang-19`).
 pub const CLANG: &str = "clang-19";
@@ -14,23 +19,71 @@ pub const CLANG: &str = "clang-19";
 /// Where `asm/types.h` lives on Debian's multiarch layout; the BPF target does not look there.
 pub const MULTIARCH_INCLUDE: &str = "/usr/include/x86_64-linux-gnu";
 
+/// clang's optimisation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OptLevel {
+    O1,
+    O2,
+    O3,
+    Os,
+}
+
+impl OptLevel {
+    pub const ALL: [OptLevel; 4] = [OptLevel::O1, OptLevel::O2, OptLevel::O3, OptLevel::Os];
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            OptLevel::O1 => "-O1",
+            OptLevel::O2 => "-O2",
+            OptLevel::O3 => "-O3",
+            OptLevel::Os => "-Os",
+        }
+    }
+}
+
+/// The BPF instruction set version clang targets (`-mcpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cpu {
+    V2,
+    V3,
+    V4,
+}
+
+impl Cpu {
+    pub const ALL: [Cpu; 3] = [Cpu::V2, Cpu::V3, Cpu::V4];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cpu::V2 => "v2",
+            Cpu::V3 => "v3",
+            Cpu::V4 => "v4",
+        }
+    }
+}
+
 /// How to compile. `Default` is the pinned configuration of ARCHITECTURE.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClangOptions {
-    /// Optimisation flag, `-O2` by default.
-    pub opt_level: String,
-    /// BPF CPU version, `v3` by default.
-    pub cpu: String,
+    /// `-O2` by default.
+    pub opt_level: OptLevel,
+    /// `v3` by default.
+    pub cpu: Cpu,
     /// Killed after this long (30 s by default); a hung compiler must not hang a build.
     pub timeout: Duration,
+    /// More include directories (`-I`), searched before the system's.
+    pub include_dirs: Vec<PathBuf>,
+    /// Macro definitions (`-D NAME` or `-D NAME=VALUE`).
+    pub defines: Vec<String>,
 }
 
 impl Default for ClangOptions {
     fn default() -> ClangOptions {
         ClangOptions {
-            opt_level: "-O2".to_string(),
-            cpu: "v3".to_string(),
+            opt_level: OptLevel::O2,
+            cpu: Cpu::V3,
             timeout: Duration::from_secs(30),
+            include_dirs: Vec::new(),
+            defines: Vec::new(),
         }
     }
 }
@@ -38,17 +91,42 @@ impl Default for ClangOptions {
 impl ClangOptions {
     /// The flags, in order, as they go on the command line (without input and output).
     pub fn flags(&self) -> Vec<String> {
-        vec![
-            self.opt_level.clone(),
+        let mut flags = vec![
+            self.opt_level.flag().to_string(),
             "-target".to_string(),
             "bpf".to_string(),
-            format!("-mcpu={}", self.cpu),
+            format!("-mcpu={}", self.cpu.name()),
             "-g".to_string(),
-            "-I".to_string(),
-            MULTIARCH_INCLUDE.to_string(),
-            "-c".to_string(),
-        ]
+            // The debug info and BTF name the directory "." instead of where clang ran, so
+            // the object does not depend on the scratch directory's random name.
+            "-fdebug-compilation-dir=.".to_string(),
+            // A crashing clang otherwise leaves a reproducer (the preprocessed program) in
+            // the temporary directory.
+            "-fno-crash-diagnostics".to_string(),
+        ];
+        for dir in &self.include_dirs {
+            flags.push("-I".to_string());
+            flags.push(dir.display().to_string());
+        }
+        flags.push("-I".to_string());
+        flags.push(MULTIARCH_INCLUDE.to_string());
+        for define in &self.defines {
+            flags.push(format!("-D{define}"));
+        }
+        flags.push("-c".to_string());
+        flags
     }
+}
+
+/// What to compile.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// C text, written into the scratch directory as `file_name`: the name clang's messages
+    /// and the object's debug info cite.
+    Text { text: &'a str, file_name: &'a str },
+    /// A file where it is, so that the headers beside it are found; clang's messages cite it
+    /// by the path as given.
+    File(&'a Path),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +140,20 @@ pub enum ClangError {
     Timeout { timeout: Duration },
     #[error("`{CLANG}` rejected the C:\n{stderr}")]
     Rejected { stderr: String },
+    #[error(
+        "the program is too large for BPF: a jump spans more than 32767 instructions (clang: {message})"
+    )]
+    TooLarge { message: String },
+    #[error("`{CLANG}` failed with an internal error: {message}")]
+    Crashed { message: String },
     #[error("cannot use the scratch directory {}: {source}", path.display())]
     Scratch {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// `clang-19 --version`'s first line, for the report.
@@ -83,30 +169,65 @@ pub fn version() -> Result<String, ClangError> {
         .to_string())
 }
 
-/// Compiles `c_source` to a BPF object, using `scratch` (a directory the caller owns) for the
-/// input and output files. Returns the object's bytes.
+/// Compiles C text (cited as `program.bpf.c`) with no way to interrupt it; for tests and
+/// tools that compile fixed programs.
 pub fn compile(
     c_source: &str,
     scratch: &Path,
     options: &ClangOptions,
 ) -> Result<Vec<u8>, ClangError> {
+    compile_source(
+        Source::Text {
+            text: c_source,
+            file_name: "program.bpf.c",
+        },
+        scratch,
+        options,
+        &Cancel::new(),
+    )
+}
+
+/// Compiles `source` to a BPF object, using `scratch` (a directory the caller owns) for the
+/// files clang reads and writes. Returns the object's bytes. Cancelling kills clang's whole
+/// process group.
+pub fn compile_source(
+    source: Source<'_>,
+    scratch: &Path,
+    options: &ClangOptions,
+    cancel: &Cancel,
+) -> Result<Vec<u8>, ClangError> {
     let scratch_error = |source| ClangError::Scratch {
         path: scratch.to_path_buf(),
         source,
     };
-    let input = scratch.join("program.bpf.c");
     let output = scratch.join("program.bpf.o");
-    std::fs::write(&input, c_source).map_err(scratch_error)?;
-    let mut child = Command::new(CLANG)
-        .args(options.flags())
-        .arg(&input)
+    let mut command = Command::new(CLANG);
+    command.args(options.flags());
+    match source {
+        Source::Text { text, file_name } => {
+            std::fs::write(scratch.join(file_name), text).map_err(scratch_error)?;
+            // Compiled from inside the scratch directory by its relative name, so that the
+            // name is all the object and the messages record.
+            command.current_dir(scratch).arg(file_name);
+        }
+        Source::File(path) => {
+            command.arg(path);
+        }
+    }
+    command
         .arg("-o")
         .arg(&output)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // Its own process group: a cancel (or a timeout) stops clang and everything it runs.
+        .process_group(0);
+    cancel.check().map_err(|_| ClangError::Interrupted)?;
+    let mut child = command
         .spawn()
         .map_err(|source| ClangError::Spawn { source })?;
+    let group = child.id();
+    let hook = cancel.on_cancel(move || kill_group(group));
     // Read stderr on a thread so that a chatty compiler cannot block on a full pipe.
     let mut stderr_pipe = child.stderr.take();
     let reader = std::thread::spawn(move || {
@@ -124,20 +245,56 @@ pub fn compile(
         {
             Some(status) => break status,
             None if started.elapsed() >= options.timeout => {
-                let _ = child.kill();
+                kill_group(group);
                 let _ = child.wait();
                 return Err(ClangError::Timeout {
                     timeout: options.timeout,
                 });
             }
-            None => std::thread::sleep(Duration::from_millis(10)),
+            None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
+    drop(hook);
     let stderr = reader.join().unwrap_or_default();
+    if cancel.is_cancelled() {
+        return Err(ClangError::Interrupted);
+    }
     if !status.success() {
-        return Err(ClangError::Rejected { stderr });
+        return Err(classify_failure(stderr));
     }
     std::fs::read(&output).map_err(scratch_error)
+}
+
+/// A failed compilation as the user should see it: the program's errors as clang wrote them,
+/// but an internal error as its first line, not LLVM's stack dump.
+fn classify_failure(stderr: String) -> ClangError {
+    let crashed = stderr.contains("Stack dump:") || stderr.contains("PLEASE submit a bug report");
+    if !crashed {
+        return ClangError::Rejected { stderr };
+    }
+    let message = stderr
+        .lines()
+        .find(|line| line.contains("error"))
+        .or_else(|| stderr.lines().next())
+        .unwrap_or("no message")
+        .trim()
+        .trim_start_matches("fatal error: ")
+        .to_string();
+    if message.contains("Branch target out of insn range") {
+        ClangError::TooLarge { message }
+    } else {
+        ClangError::Crashed { message }
+    }
+}
+
+#[allow(unsafe_code)]
+fn kill_group(group: u32) {
+    // SAFETY: kill(2) with a negative pid signals the process group clang leads; it has no
+    // memory-safety preconditions. The group exists until the child is reaped, which happens
+    // only after this hook is unregistered or after this call.
+    unsafe {
+        libc::kill(-(group as libc::pid_t), libc::SIGKILL);
+    }
 }
 
 #[cfg(test)]
@@ -164,15 +321,31 @@ char LICENSE[] SEC("license") = "GPL";
     }
 
     #[test]
-    fn clang_errors_are_shown() {
+    fn the_object_does_not_depend_on_the_scratch_directory() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let options = ClangOptions::default();
+        assert_eq!(
+            compile(XDP_PASS, one.path(), &options).unwrap(),
+            compile(XDP_PASS, two.path(), &options).unwrap()
+        );
+    }
+
+    #[test]
+    fn clang_errors_are_shown_citing_the_given_file_name() {
         let dir = tempfile::tempdir().unwrap();
         let broken = XDP_PASS.replace("return XDP_PASS;", "return XDP_PAS;");
-        let error = compile(&broken, dir.path(), &ClangOptions::default()).unwrap_err();
+        let source = Source::Text {
+            text: &broken,
+            file_name: "mine.bpf.c",
+        };
+        let error = compile_source(source, dir.path(), &ClangOptions::default(), &Cancel::new())
+            .unwrap_err();
         let text = error.to_string();
         assert!(
-            text.contains("use of undeclared identifier 'XDP_PAS'"),
+            text.contains("mine.bpf.c:6:") && text.contains("undeclared identifier 'XDP_PAS'"),
             "{text}"
         );
+        assert!(!text.contains(&dir.path().display().to_string()), "{text}");
     }
 
     #[test]
@@ -184,6 +357,38 @@ char LICENSE[] SEC("license") = "GPL";
         };
         let error = compile(XDP_PASS, dir.path(), &options).unwrap_err();
         assert!(matches!(error, ClangError::Timeout { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_cancelled_compilation_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let source = Source::Text {
+            text: XDP_PASS,
+            file_name: "p.c",
+        };
+        let error =
+            compile_source(source, dir.path(), &ClangOptions::default(), &cancel).unwrap_err();
+        assert!(matches!(error, ClangError::Interrupted), "{error}");
+    }
+
+    #[test]
+    fn an_internal_error_is_its_first_line() {
+        let stderr = "fatal error: error in backend: Branch target out of insn range\nPLEASE submit a bug report to https://github.com/llvm/llvm-project/issues/\nStack dump:\n0. Program arguments: clang-19\n #0 0x00007f llvm::sys::PrintStackTrace\n";
+        let error = classify_failure(stderr.to_string());
+        assert!(matches!(error, ClangError::TooLarge { .. }), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "the program is too large for BPF: a jump spans more than 32767 instructions (clang: error in backend: Branch target out of insn range)"
+        );
+        let other = classify_failure(
+            "fatal error: error in backend: Cannot select: 0x1\nStack dump:\n".to_string(),
+        );
+        assert_eq!(
+            other.to_string(),
+            "`clang-19` failed with an internal error: error in backend: Cannot select: 0x1"
+        );
     }
 
     #[test]
@@ -199,7 +404,7 @@ char LICENSE[] SEC("license") = "GPL";
     fn the_flags_are_pinned() {
         assert_eq!(
             ClangOptions::default().flags().join(" "),
-            "-O2 -target bpf -mcpu=v3 -g -I /usr/include/x86_64-linux-gnu -c"
+            "-O2 -target bpf -mcpu=v3 -g -fdebug-compilation-dir=. -fno-crash-diagnostics -I /usr/include/x86_64-linux-gnu -c"
         );
     }
 }

@@ -8,6 +8,7 @@
 //! Architecture invariant: this crate knows nothing of Z3 or of the optimizer's search.
 
 pub mod backend;
+pub mod cancel;
 pub mod clang;
 pub mod kernel;
 pub mod measure;
