@@ -13,8 +13,23 @@ pub enum ObjectError {
     Parse(String),
     #[error("the object's relocations cannot be resolved: {0}")]
     Relocation(String),
-    #[error("the object has no XDP program")]
-    NoXdpProgram,
+    #[error("the object has no XDP program{}", list_others(others))]
+    NoXdpProgram { others: Vec<String> },
+    #[error("the object has several XDP programs ({}); name one with --prog", names.join(", "))]
+    SeveralXdpPrograms { names: Vec<String> },
+    #[error("the object has no XDP program named `{name}` (it has {})", available.join(", "))]
+    NoSuchProgram {
+        name: String,
+        available: Vec<String>,
+    },
+}
+
+fn list_others(others: &[String]) -> String {
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (it has {}: not XDP)", others.join(", "))
+    }
 }
 
 /// What a wide load refers to after relocation.
@@ -83,7 +98,10 @@ pub struct Global {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramModel {
     pub name: String,
+    /// The program's kind as aya reads its section name (for messages).
     pub section: String,
+    /// Whether it is an XDP program (`SEC("xdp")`, `SEC("xdp.frags")`, ...).
+    pub xdp: bool,
     pub insns: Vec<Insn>,
     /// Where the program's first instruction is in the ELF file: instruction slot `k` is at
     /// `file_offset + 8·k` (subprograms linked after it are elsewhere). Tools that patch an
@@ -137,6 +155,7 @@ impl BpfObject {
             programs.push(ProgramModel {
                 name: name.clone(),
                 section: format!("{:?}", program.section),
+                xdp: matches!(program.section, aya_obj::ProgramSection::Xdp { .. }),
                 insns: decode(&function.instructions, &by_fd),
                 file_offset: file_offset(elf, function.section_index.0, function.section_offset),
             });
@@ -175,12 +194,15 @@ impl BpfObject {
         })
     }
 
-    /// The single XDP program, or the one named.
-    pub fn xdp_program(&self) -> Result<&ProgramModel, ObjectError> {
-        self.programs
+    /// The XDP program named `name`, or the only one when no name is given; an object with
+    /// several is refused rather than one picked.
+    pub fn xdp_program(&self, name: Option<&str>) -> Result<&ProgramModel, ObjectError> {
+        let chosen = choose_xdp(name, self.programs.iter().map(|p| (p.name.as_str(), p.xdp)))?;
+        Ok(self
+            .programs
             .iter()
-            .find(|program| program.section.contains("Xdp"))
-            .ok_or(ObjectError::NoXdpProgram)
+            .find(|p| p.name == chosen)
+            .expect("chosen among these"))
     }
 
     pub fn global(&self, name: &str) -> Option<&Global> {
@@ -204,6 +226,28 @@ impl ProgramModel {
     /// Instructions as the ELF holds them: `lddw` once, `ja +0` not at all.
     pub fn elf_instruction_count(&self) -> usize {
         self.insns.iter().filter(|insn| !insn.is_nop_jump()).count()
+    }
+}
+
+/// Which XDP program of `(name, is_xdp)` pairs to use: the one named, or the only one. The
+/// object model and the kernel loader choose the same way.
+pub fn choose_xdp<'a>(
+    name: Option<&str>,
+    programs: impl Iterator<Item = (&'a str, bool)>,
+) -> Result<String, ObjectError> {
+    let (xdp, others): (Vec<_>, Vec<_>) = programs.partition(|(_, is_xdp)| *is_xdp);
+    let xdp: Vec<String> = xdp.into_iter().map(|(n, _)| n.to_string()).collect();
+    match (name, xdp.as_slice()) {
+        (Some(name), _) if xdp.iter().any(|n| n == name) => Ok(name.to_string()),
+        (Some(name), _) => Err(ObjectError::NoSuchProgram {
+            name: name.to_string(),
+            available: xdp,
+        }),
+        (None, [one]) => Ok(one.clone()),
+        (None, []) => Err(ObjectError::NoXdpProgram {
+            others: others.into_iter().map(|(n, _)| n.to_string()).collect(),
+        }),
+        (None, _) => Err(ObjectError::SeveralXdpPrograms { names: xdp }),
     }
 }
 

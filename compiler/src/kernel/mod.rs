@@ -14,6 +14,8 @@ use aya::Ebpf;
 use aya::maps::Map;
 use aya::programs::{ProgramError, Xdp};
 
+use crate::object_model::choose_xdp;
+
 /// Set to `1` to turn a missing kernel capability into an error instead of a skipped step.
 pub const REQUIRE_KERNEL_ENV: &str = "SIMPLEBPF_REQUIRE_KERNEL";
 
@@ -28,10 +30,8 @@ pub enum KernelError {
         "not allowed to load BPF programs here ({0}); run as root or with CAP_BPF and CAP_NET_ADMIN"
     )]
     NotPermitted(String),
-    #[error("the object has no XDP program")]
-    NoXdpProgram,
-    #[error("the object has several XDP programs ({0}); this version measures one")]
-    SeveralXdpPrograms(String),
+    #[error(transparent)]
+    Program(#[from] crate::object_model::ObjectError),
     #[error("could not load the object: {0}")]
     Load(String),
     #[error("no map or global-data section named `{0}` in the loaded object")]
@@ -78,25 +78,21 @@ pub struct LoadedProgram {
 }
 
 impl LoadedProgram {
-    /// Loads the single XDP program of an ELF object, creating its maps and global-data
-    /// sections with the object's initial contents (libbpf-style global data).
-    pub fn load(elf: &[u8]) -> Result<LoadedProgram, KernelError> {
+    /// Loads the XDP program `name` of an ELF object (the only one when `None`), creating
+    /// its maps and global-data sections with the object's initial contents (libbpf-style
+    /// global data).
+    pub fn load(elf: &[u8], name: Option<&str>) -> Result<LoadedProgram, KernelError> {
         // aya loads without a log first and retries with one only when the verifier says no,
         // so an accepted program pays nothing for the log.
         let mut ebpf = aya::EbpfLoader::new().load(elf).map_err(load_error)?;
-        let xdp: Vec<String> = ebpf
-            .programs()
-            .filter(|(_, program)| matches!(program, aya::programs::Program::Xdp(_)))
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let program = match xdp.as_slice() {
-            [] => return Err(KernelError::NoXdpProgram),
-            [one] => one.clone(),
-            several => return Err(KernelError::SeveralXdpPrograms(several.join(", "))),
-        };
+        let program = choose_xdp(
+            name,
+            ebpf.programs()
+                .map(|(name, program)| (name, matches!(program, aya::programs::Program::Xdp(_)))),
+        )?;
         let xdp: &mut Xdp = ebpf
             .program_mut(&program)
-            .ok_or(KernelError::NoXdpProgram)?
+            .ok_or_else(|| KernelError::Load(format!("no program `{program}`")))?
             .try_into()
             .map_err(|err: ProgramError| KernelError::Load(err.to_string()))?;
         xdp.load().map_err(program_error)?;
@@ -112,7 +108,7 @@ impl LoadedProgram {
         let program = self
             .ebpf
             .program(&self.program)
-            .ok_or(KernelError::NoXdpProgram)?;
+            .ok_or_else(|| KernelError::Load(format!("no program `{}`", self.program)))?;
         program
             .fd()
             .map(|fd| fd.as_fd())
