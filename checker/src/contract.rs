@@ -103,7 +103,7 @@ pub fn places(program: &Program, object: &BpfObject) -> Result<Vec<VarPlace>, St
             Place::Constant(value)
         } else {
             return Err(format!(
-                "the policy writes `{}`, but the object has no global or map of that name (LANGUAGE.md §4.3)",
+                "the policy writes `{}`, but the object has no global or map of that name (docs/language.md §4.3)",
                 var.name
             ));
         };
@@ -142,7 +142,7 @@ pub fn places(program: &Program, object: &BpfObject) -> Result<Vec<VarPlace>, St
 fn scale_of(object: &BpfObject, name: &str) -> Result<BigInt, String> {
     let symbol = format!("__scale_{name}");
     let global = object.global(&symbol).ok_or_else(|| {
-        format!("the float `{name}` has no `{symbol}` in .rodata (LANGUAGE.md §4.3)")
+        format!("the float `{name}` has no `{symbol}` in .rodata (docs/language.md §4.3)")
     })?;
     let map = object.map(&global.section).ok_or_else(|| {
         format!(

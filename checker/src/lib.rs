@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod filter;
+mod interrupt;
 pub mod policy;
 pub mod pretest;
 pub mod query;
@@ -19,25 +20,28 @@ pub use verdict::{Counterexample, Verdict};
 
 /// The full check of an object as `simplebpf check` and `build` run it: concrete pre-tests in
 /// the kernel first (when it is available), then the solver. Counterexamples join the
-/// pre-tests of later checks in this process.
+/// pre-tests of later checks in this process. `Err` when the work was cancelled.
 pub fn check_object(
     program: &simplebpf_dsl::ir::Program,
     elf: &[u8],
     object: &simplebpf_compiler::object_model::BpfObject,
     options: &Options,
-) -> Verdict {
+) -> Result<Verdict, simplebpf_compiler::cancel::Interrupted> {
     // A program outside the model is "unknown" whatever a test would show.
-    if let Ok(prog) = object.xdp_program()
+    if let Ok(prog) = object.xdp_program(options.program.as_deref())
         && let Some(unknown) = symexec::unmodelled_call(&prog.insns)
     {
-        return Verdict::Unknown {
+        return Ok(Verdict::Unknown {
             reason: format!("instruction {}: {}", unknown.pc, unknown.reason),
-        };
+        });
     }
-    let verdict = pretest::run(elf, program, object, options.port)
-        .unwrap_or_else(|| check(program, object, options));
+    let verdict = match pretest::run(elf, program, object, options) {
+        Some(verdict) => verdict,
+        None => check(program, object, options)?,
+    };
+    options.cancel.check()?;
     if let Verdict::NotEquivalent { counterexample, .. } = &verdict {
         pretest::learn(counterexample);
     }
-    verdict
+    Ok(verdict)
 }

@@ -15,6 +15,7 @@ use simplebpf_dsl::interp::{self, Value};
 use simplebpf_dsl::ir::{Program, Type};
 
 use crate::contract::{self, Place};
+use crate::query::Options;
 use crate::reference;
 use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, decode, decode_map, patch_call, vars_in_sections};
 use crate::verdict::{Counterexample, Verdict};
@@ -84,8 +85,8 @@ fn frames(port: u16) -> Vec<Vec<u8>> {
 }
 
 /// Patches every draw and clock call of the program into a `mov` of the given value.
-fn patched(elf: &[u8], object: &BpfObject, draw: u32) -> Option<Vec<u8>> {
-    let prog = object.xdp_program().ok()?;
+fn patched(elf: &[u8], object: &BpfObject, name: Option<&str>, draw: u32) -> Option<Vec<u8>> {
+    let prog = object.xdp_program(name).ok()?;
     let mut bytes = elf.to_vec();
     for (index, insn) in prog.insns.iter().enumerate() {
         if insn.code != CALL || insn.src != 0 || !matches!(insn.imm, 5 | 7) {
@@ -115,8 +116,15 @@ struct MapVar {
 /// Runs the pre-tests; `Some` verdict when one of them already shows a difference. `None`
 /// also when they cannot run (no kernel, a state the tests cannot set): then the solver
 /// decides alone.
-pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Option<Verdict> {
+pub fn run(
+    elf: &[u8],
+    program: &Program,
+    object: &BpfObject,
+    options: &Options,
+) -> Option<Verdict> {
     let started = Instant::now();
+    let port = options.port;
+    let name = options.program.as_deref();
     let places = contract::places(program, object).ok()?;
     let sections: BTreeMap<String, Vec<u8>> = object
         .maps
@@ -177,9 +185,12 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
         pre.set(program, name, value.clone()).ok()?;
     }
     for &draw in DRAWS {
-        let elf = patched(elf, object, draw)?;
-        let mut loaded = LoadedProgram::load(&elf).ok()?;
+        let elf = patched(elf, object, name, draw)?;
+        let mut loaded = LoadedProgram::load(&elf, name).ok()?;
         for frame in frames(port) {
+            if options.cancel.is_cancelled() {
+                return None;
+            }
             let case = Case { frame, draw };
             for (name, bytes) in &sections {
                 loaded.write_section(name, bytes).ok()?;
@@ -217,7 +228,7 @@ pub fn run(elf: &[u8], program: &Program, object: &BpfObject, port: u16) -> Opti
                 })
                 .collect();
             if action != expected.action || post != expected_post || records != expected.records {
-                let prog = object.xdp_program().ok()?;
+                let prog = object.xdp_program(name).ok()?;
                 let sites = |helper: i32| -> Vec<usize> {
                     prog.insns
                         .iter()

@@ -11,8 +11,11 @@ use simplebpf_dsl::ir::{Program, Type};
 use z3::ast::{Array, BV, Bool};
 use z3::{Params, SatResult, Solver};
 
+use simplebpf_compiler::cancel::{Cancel, Interrupted};
+
 use crate::contract::{self, Place, VarPlace};
 use crate::filter;
+use crate::interrupt;
 use crate::policy::{self, PolicyOutcome, Sym};
 use crate::symexec::{self, AccessKind, Inputs, Location, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
@@ -28,6 +31,21 @@ const SMALL_PACKET: u64 = 128;
 pub struct Options {
     pub port: u16,
     pub timeout: Duration,
+    /// Which XDP program of the object (the only one when `None`).
+    pub program: Option<String>,
+    /// Stops symbolic execution and the solver when cancelled.
+    pub cancel: Cancel,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            port: 9000,
+            timeout: Duration::from_secs(20),
+            program: None,
+            cancel: Cancel::new(),
+        }
+    }
 }
 
 /// The assumptions every proof rests on; the report lists them.
@@ -36,24 +54,40 @@ pub fn assumptions() -> Vec<String> {
         "maps are never full (an insert always succeeds)".to_string(),
         "time is monotonic: a stored Instant is not later than the request's time, and each later bpf_ktime_get_ns is no smaller than the one before".to_string(),
         format!("frames are 14 to {MAX_PACKET} bytes (XDP never sees a frame without an Ethernet header)"),
-        "a state variable no handler writes holds its init value (LANGUAGE.md §4.3)".to_string(),
+        "a state variable no handler writes holds its init value (docs/language.md §4.3)".to_string(),
         "draws are matched by order: the k-th bpf_get_prandom_u32 is the policy's k-th draw (at most 256)".to_string(),
     ]
 }
 
-pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdict {
+/// The solver's verdict on the object's XDP program; `Err` when the work was cancelled.
+pub fn check(
+    program: &Program,
+    object: &BpfObject,
+    options: &Options,
+) -> Result<Verdict, Interrupted> {
+    let verdict = check_uncancelled(program, object, options);
+    options.cancel.check()?;
+    Ok(verdict)
+}
+
+fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -> Verdict {
     let started = Instant::now();
     let unknown = |reason: String| Verdict::Unknown { reason };
     let places = match contract::places(program, object) {
         Ok(places) => places,
         Err(reason) => return unknown(reason),
     };
-    let prog = match object.xdp_program() {
+    let prog = match object.xdp_program(options.program.as_deref()) {
         Ok(p) => p,
         Err(err) => return unknown(err.to_string()),
     };
     let inputs = symexec::fresh_inputs(object);
-    let paths = match symexec::execute(&prog.insns, &inputs, started + options.timeout) {
+    let paths = match symexec::execute(
+        &prog.insns,
+        &inputs,
+        started + options.timeout,
+        &options.cancel,
+    ) {
         Ok(paths) => paths,
         Err(u) => {
             return unknown(format!("instruction {}: {}", u.pc, u.reason));
@@ -96,7 +130,11 @@ pub fn check(program: &Program, object: &BpfObject, options: &Options) -> Verdic
     }
     let mut query = base;
     query.push(Bool::or(&cases));
-    match solve(&solvers(options.timeout), &query, &inputs) {
+    let answer = {
+        let _interrupt = interrupt::on_cancel(&options.cancel);
+        solve(&solvers(options.timeout), &query, &inputs)
+    };
+    match answer {
         Answer::Unsat => {}
         Answer::Sat(model) => {
             let holds =
@@ -149,6 +187,9 @@ fn solvers(timeout: Duration) -> Vec<Solver> {
         .solver();
     let arrays = Solver::new_for_logic("QF_ABV").unwrap_or_default();
     let mut params = Params::new();
+    // Z3 would otherwise take SIGINT for itself while it solves, and the user's Ctrl-C
+    // would only end the current query; the command line's handler stops everything.
+    params.set_bool("ctrl_c", false);
     params.set_u32(
         "timeout",
         timeout.as_millis().min(u128::from(u32::MAX)) as u32,

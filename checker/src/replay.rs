@@ -34,13 +34,15 @@ pub(crate) const CALL: u8 = 0x85;
 pub(crate) const MOV32_IMM: u8 = 0xb4;
 pub(crate) const MOV64_IMM: u8 = 0xb7;
 
+/// `name`: which XDP program of the object (the only one when `None`).
 pub fn kernel_replay(
     elf: &[u8],
     program: &Program,
     object: &BpfObject,
+    name: Option<&str>,
     cx: &Counterexample,
 ) -> KernelReplay {
-    match run(elf, program, object, cx) {
+    match run(elf, program, object, name, cx) {
         Ok(replay) => replay,
         Err(reason) => KernelReplay::Unavailable(reason),
     }
@@ -50,10 +52,11 @@ fn run(
     elf: &[u8],
     program: &Program,
     object: &BpfObject,
+    name: Option<&str>,
     cx: &Counterexample,
 ) -> Result<KernelReplay, String> {
     let places = contract::places(program, object)?;
-    let prog = object.xdp_program().map_err(|e| e.to_string())?;
+    let prog = object.xdp_program(name).map_err(|e| e.to_string())?;
 
     let mut patched = elf.to_vec();
     let mut patch = |site: usize, code: u8, value: u64| -> Result<(), String> {
@@ -84,7 +87,7 @@ fn run(
         patch(*site, MOV64_IMM, time)?;
     }
 
-    let mut loaded = match LoadedProgram::load(&patched) {
+    let mut loaded = match LoadedProgram::load(&patched, name) {
         Ok(loaded) => loaded,
         Err(KernelError::Rejected { .. }) => {
             return Err("the verifier rejected the patched object".to_string());

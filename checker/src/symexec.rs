@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use simplebpf_compiler::cancel::Cancel;
 use simplebpf_compiler::object_model::{BpfObject, Insn, MapKind, Target};
 use z3::ast::{Array, Ast, BV, Bool};
 use z3::{Model, SatResult, Solver, Sort};
@@ -285,6 +286,7 @@ pub fn execute(
     insns: &[Insn],
     inputs: &Inputs,
     deadline: std::time::Instant,
+    cancel: &Cancel,
 ) -> Result<Vec<PathEnd>, Unknown> {
     let mut regs = vec![None; 11];
     regs[1] = Some(Val::Ptr {
@@ -328,12 +330,12 @@ pub fn execute(
             pruner: &pruner,
             prune: ends.len() >= PRUNE_AFTER,
         };
-        match run(&mut state, insns, inputs, deadline, &mut paths) {
+        match run(&mut state, insns, inputs, deadline, cancel, &mut paths) {
             Ok(Some(end)) => ends.push(end),
             Ok(None) => {}
             Err(unknown) => {
                 // What goes wrong on a path that cannot run is no reason for "unknown".
-                let timed_out = std::time::Instant::now() > deadline;
+                let timed_out = std::time::Instant::now() > deadline || cancel.is_cancelled();
                 if timed_out || !matches!(feasible(&pruner, &state.cond), Feasible::No) {
                     return Err(unknown);
                 }
@@ -370,6 +372,7 @@ fn run(
     insns: &[Insn],
     inputs: &Inputs,
     deadline: std::time::Instant,
+    cancel: &Cancel,
     paths: &mut Paths,
 ) -> Result<Option<PathEnd>, Unknown> {
     loop {
@@ -388,6 +391,9 @@ fn run(
                     "a loop runs more than {LOOP_BOUND} times on one path (the model unrolls loops that far)"
                 ),
             ));
+        }
+        if cancel.is_cancelled() {
+            return Err(unknown(state, "interrupted"));
         }
         if std::time::Instant::now() > deadline {
             return Err(unknown(

@@ -18,8 +18,10 @@ fn verdict(program: &simplebpf_dsl::ir::Program, c: &str) -> Verdict {
         &Options {
             port: support::PORT,
             timeout: Duration::from_secs(20),
+            ..Options::default()
         },
     )
+    .expect("not interrupted")
 }
 
 /// An example's IR and the C the backend emits for it.
