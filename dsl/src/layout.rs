@@ -159,7 +159,7 @@ fn apply_indent(
 fn invalid_character(src: &str, span: Span) -> Diagnostic {
     let ch = src[span.start..].chars().next().unwrap_or('\u{fffd}');
     let span = Span::new(span.start, span.start + ch.len_utf8());
-    let shown = if ch.is_control() || ch.is_whitespace() {
+    let shown = if is_invisible(ch) {
         format!("U+{:04X}", ch as u32)
     } else {
         format!("`{ch}`")
@@ -172,11 +172,36 @@ fn invalid_character(src: &str, span: Span) -> Diagnostic {
     .with_label("not part of any token");
     match ch {
         '{' | '}' | ';' => diagnostic.with_help(
-            "braces and semicolons are AppNet's 2024 syntax; write blocks by indentation (LANGUAGE.md §1)",
+            "braces and semicolons are AppNet's 2024 syntax; write blocks by indentation (docs/language.md §1)",
         ),
         '[' | ']' => diagnostic.with_help("there are no list literals; vectors are declared under `state:`"),
         _ => diagnostic,
     }
+}
+
+/// Characters a terminal shows as nothing or as blank: named by code point in messages.
+fn is_invisible(ch: char) -> bool {
+    ch.is_control()
+        || ch.is_whitespace()
+        || matches!(
+            ch,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+        )
 }
 
 fn bad_operator(op: &str, span: Span) -> Diagnostic {
