@@ -4,8 +4,10 @@
 //! Only this package knows files, terminals and JSON; the crates below take and return data.
 
 pub mod commands;
+pub mod interrupt;
 pub mod json;
 pub mod output;
+pub mod outputs;
 pub mod pipeline;
 pub mod report;
 pub mod source;

@@ -2,14 +2,14 @@
 //! → kernel verifier and measurement → report. Used by `simplebpf build` and by build
 //! scripts; it returns data and writes files only through `write_outputs`, atomically.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use simplebpf_checker::Verdict;
 
 use simplebpf_compiler::backend::{self, Emitted};
-use simplebpf_compiler::clang::{self, ClangError, ClangOptions};
+use simplebpf_compiler::cancel::Cancel;
+use simplebpf_compiler::clang::{self, ClangError, ClangOptions, Source};
 use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
 use simplebpf_compiler::measure::{self, KernelNumbers};
 use simplebpf_compiler::object_model::{BpfObject, ObjectError};
@@ -17,6 +17,8 @@ use simplebpf_compiler::state_io::{self, StateError};
 use simplebpf_dsl::Diagnostic;
 use simplebpf_dsl::interp;
 
+use crate::interrupt::ScratchDir;
+use crate::outputs::{OutputDir, OutputError, OutputFile};
 use crate::report::{CheckerSection, KernelSection, Report};
 
 /// Whether to use the kernel for the verifier verdict and measurements.
@@ -42,6 +44,8 @@ pub struct BuildOptions {
     pub allow_unproven: bool,
     /// Per solver query; past it the verdict is "unknown".
     pub checker_timeout: Duration,
+    /// Cancelled by Ctrl-C: every step stops and the build returns `Interrupted`.
+    pub cancel: Cancel,
 }
 
 impl Default for BuildOptions {
@@ -53,6 +57,7 @@ impl Default for BuildOptions {
             test_hooks: false,
             allow_unproven: false,
             checker_timeout: Duration::from_secs(20),
+            cancel: Cancel::new(),
         }
     }
 }
@@ -74,10 +79,18 @@ pub enum BuildError {
     Kernel(#[from] KernelError),
     #[error("the policy's initial state cannot be written into the program")]
     State(#[from] StateError),
-    #[error("cannot use a scratch directory")]
-    Scratch(#[source] io::Error),
+    #[error("cannot create a scratch directory")]
+    Scratch(#[source] std::io::Error),
     #[error("the generated program is not proven equivalent to the policy")]
     Unproven { verdict: Box<Verdict> },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl From<simplebpf_compiler::cancel::Interrupted> for BuildError {
+    fn from(_: simplebpf_compiler::cancel::Interrupted) -> BuildError {
+        BuildError::Interrupted
+    }
 }
 
 /// Everything a build produced, in memory.
@@ -122,10 +135,24 @@ pub fn build_emitted(
     emitted: Emitted,
     options: &BuildOptions,
 ) -> Result<Built, BuildError> {
-    let scratch = tempfile::tempdir().map_err(BuildError::Scratch)?;
-    let elf = clang::compile(&emitted.c_source, scratch.path(), &options.clang)?;
+    let cancel = &options.cancel;
+    cancel.check()?;
+    let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
+    let file_name = format!("{name}.bpf.c");
+    let source = Source::Text {
+        text: &emitted.c_source,
+        file_name: &file_name,
+    };
+    let elf = match clang::compile_source(source, scratch.path(), &options.clang, cancel) {
+        Err(ClangError::Interrupted) => return Err(BuildError::Interrupted),
+        other => other?,
+    };
+    drop(scratch);
     let object = BpfObject::parse(&elf)?;
-    let elf_insns = object.xdp_program()?.elf_instruction_count();
+    let elf_insns = object
+        .xdp_program(Some(&emitted.function))?
+        .elf_instruction_count();
+    cancel.check()?;
 
     let checker = if options.test_hooks {
         CheckerSection::NotRun("a test build reads draws and time from globals".to_string())
@@ -137,8 +164,10 @@ pub fn build_emitted(
             &simplebpf_checker::Options {
                 port: options.port,
                 timeout: options.checker_timeout,
+                program: Some(emitted.function.clone()),
+                cancel: cancel.clone(),
             },
-        );
+        )?;
         match verdict {
             Verdict::Equivalent { .. } => CheckerSection::Checked(verdict),
             _ if options.allow_unproven => CheckerSection::Checked(verdict),
@@ -150,6 +179,7 @@ pub fn build_emitted(
         }
     };
 
+    cancel.check()?;
     let kernel = match options.kernel {
         KernelUse::Skip => KernelSection::skipped("--no-kernel"),
         KernelUse::Use => match load_and_measure(program, &emitted, &elf, &object, options.port) {
@@ -163,7 +193,8 @@ pub fn build_emitted(
             Err(err) => return Err(err),
         },
     };
-    let report = Report::new(name, options, &emitted, elf_insns, kernel, checker);
+    cancel.check()?;
+    let report = Report::new(name, options, &emitted, &elf, elf_insns, kernel, checker);
     Ok(Built {
         name: name.to_string(),
         emitted,
@@ -182,7 +213,7 @@ pub fn load_and_measure(
     object: &BpfObject,
     port: u16,
 ) -> Result<(LoadedProgram, KernelNumbers), BuildError> {
-    let loaded = match LoadedProgram::load(elf) {
+    let loaded = match LoadedProgram::load(elf, Some(&emitted.function)) {
         Ok(loaded) => loaded,
         Err(KernelError::Rejected { log }) => return Err(BuildError::Verifier { log }),
         Err(err) => return Err(err.into()),
@@ -210,43 +241,54 @@ pub struct OutputPaths {
     pub report: PathBuf,
 }
 
-/// Writes `<name>.bpf.c`, `<name>.bpf.o` and `<name>.report.json` into `dir`, each through a
-/// temporary file renamed into place, so a reader never sees a partial file.
-pub fn write_outputs(built: &Built, dir: &Path) -> io::Result<OutputPaths> {
-    std::fs::create_dir_all(dir)?;
-    let paths = OutputPaths {
-        c: dir.join(format!("{}.bpf.c", built.name)),
-        object: dir.join(format!("{}.bpf.o", built.name)),
-        report: dir.join(format!("{}.report.json", built.name)),
-    };
-    let report = serde_json::to_string_pretty(&built.report.to_json(&paths))
-        .map_err(io::Error::other)?
-        + "\n";
-    let files: [(&PathBuf, &[u8]); 3] = [
-        (&paths.c, built.emitted.c_source.as_bytes()),
-        (&paths.object, &built.elf),
-        (&paths.report, report.as_bytes()),
-    ];
-    // Stage all three first: a failure here leaves only temporary files, which are removed.
-    let mut staged = Vec::new();
-    for (path, bytes) in files {
-        let temp = path.with_extension(format!(
-            "{}.tmp",
-            path.extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or_default()
-        ));
-        if let Err(err) = std::fs::write(&temp, bytes) {
-            for (temp, _) in &staged {
-                let _ = std::fs::remove_file(temp);
-            }
-            let _ = std::fs::remove_file(&temp);
-            return Err(err);
+impl OutputPaths {
+    pub fn new(dir: &OutputDir, name: &str) -> OutputPaths {
+        OutputPaths {
+            c: dir.join(&format!("{name}.bpf.c")),
+            object: dir.join(&format!("{name}.bpf.o")),
+            report: dir.join(&format!("{name}.report.json")),
         }
-        staged.push((temp, path.clone()));
     }
-    for (temp, path) in staged {
-        std::fs::rename(&temp, &path)?;
-    }
+}
+
+/// Writes `<name>.bpf.c`, `<name>.bpf.o` and `<name>.report.json` into `dir`, all three or
+/// none, never through a symlink, and never mixed with another build's (`outputs.rs`).
+pub fn write_outputs(
+    built: &Built,
+    dir: &OutputDir,
+    cancel: &Cancel,
+) -> Result<OutputPaths, OutputError> {
+    let paths = OutputPaths::new(dir, &built.name);
+    let report = serde_json::to_string_pretty(&built.report.to_json(&paths))
+        .expect("a report serialises")
+        + "\n";
+    let file_name = |path: &PathBuf| {
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .expect("named above")
+            .to_string()
+    };
+    let names = [
+        file_name(&paths.c),
+        file_name(&paths.object),
+        file_name(&paths.report),
+    ];
+    dir.commit(
+        &[
+            OutputFile {
+                name: &names[0],
+                bytes: built.emitted.c_source.as_bytes(),
+            },
+            OutputFile {
+                name: &names[1],
+                bytes: &built.elf,
+            },
+            OutputFile {
+                name: &names[2],
+                bytes: report.as_bytes(),
+            },
+        ],
+        cancel,
+    )?;
     Ok(paths)
 }

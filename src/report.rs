@@ -8,6 +8,7 @@ use simplebpf_compiler::backend::layout::Storage;
 use simplebpf_compiler::clang;
 use simplebpf_compiler::measure::{self, KernelNumbers};
 
+use crate::outputs::sha256_hex;
 use crate::pipeline::{BuildOptions, OutputPaths};
 
 /// What the checker said about the object, or why it was not asked.
@@ -72,7 +73,11 @@ impl KernelSection {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub policy: String,
+    /// The XDP program's name in the object (the C function).
+    pub program: String,
     pub port: u16,
+    pub c_sha256: String,
+    pub object_sha256: String,
     pub elf_insns: usize,
     pub kernel: KernelSection,
     pub clang_version: String,
@@ -88,6 +93,7 @@ impl Report {
         policy: &str,
         options: &BuildOptions,
         emitted: &Emitted,
+        elf: &[u8],
         elf_insns: usize,
         kernel: KernelSection,
         checker: CheckerSection,
@@ -119,7 +125,10 @@ impl Report {
             .collect();
         Report {
             policy: policy.to_string(),
+            program: emitted.function.clone(),
             port: options.port,
+            c_sha256: sha256_hex(emitted.c_source.as_bytes()),
+            object_sha256: sha256_hex(elf),
             elf_insns,
             kernel,
             clang_version: clang::version().unwrap_or_else(|err| err.to_string()),
@@ -165,10 +174,13 @@ impl Report {
             .collect();
         json!({
             "policy": self.policy,
+            "program": self.program,
             "port": self.port,
             "outputs": {
                 "c": paths.c.display().to_string(),
                 "object": paths.object.display().to_string(),
+                "c_sha256": self.c_sha256,
+                "object_sha256": self.object_sha256,
             },
             "insns": { "elf": self.elf_insns, "xlated": xlated, "jited": jited },
             "bytes": bytes,

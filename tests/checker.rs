@@ -163,7 +163,8 @@ fn build_refuses_what_it_cannot_prove() {
     let built = pipeline::build_emitted("fault", &program, emitted, &loud).expect("written anyway");
     assert!(!built.report.checker.proven());
     let dir = tempfile::tempdir().unwrap();
-    let paths = pipeline::write_outputs(&built, dir.path()).unwrap();
+    let out = simplebpf::outputs::OutputDir::prepare(dir.path()).unwrap();
+    let paths = pipeline::write_outputs(&built, &out, &Default::default()).unwrap();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&paths.report).unwrap()).unwrap();
     assert_eq!(report["checker"]["verdict"], "not equivalent");

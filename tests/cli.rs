@@ -37,7 +37,7 @@ fn list(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn lint_accepts_every_example_silently() {
+fn lint_accepts_every_example_and_says_what_it_checked() {
     let mut args = vec!["lint".to_string()];
     for dir in [root().join("examples"), root().join("examples/bench")] {
         args.extend(
@@ -48,10 +48,15 @@ fn lint_accepts_every_example_silently() {
         );
     }
     assert!(args.len() >= 8);
+    let policies = args.len() - 1;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = simplebpf(&args);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stderr(&output), "");
+    assert_eq!(
+        stderr(&output),
+        format!("lint: {policies} policies, 0 errors, 0 warnings\n")
+    );
+    assert_eq!(stdout(&output), "");
 }
 
 /// Each malformed input: exit 1 when it has an error (0 when only warnings), a coded
@@ -101,7 +106,11 @@ fn lint_json_gives_one_object_per_diagnostic() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1],
+        serde_json::json!({ "summary": { "policies": 1, "errors": 1, "warnings": 0 } })
+    );
     let d = &lines[0];
     assert_eq!(d["code"], "E0402");
     assert_eq!(d["severity"], "error");
@@ -230,4 +239,154 @@ fn every_subcommand_help_has_an_example() {
         assert_eq!(output.status.code(), Some(0));
         assert!(stdout(&output).contains("Example:"), "{sub}");
     }
+}
+
+#[test]
+fn every_subcommand_help_lists_its_exit_status() {
+    for sub in ["lint", "run", "build", "stats", "check"] {
+        let output = simplebpf(&[sub, "--help"]);
+        assert_eq!(output.status.code(), Some(0));
+        let help = stdout(&output);
+        assert!(help.contains("Exit status: 0 "), "{sub}: {help}");
+        assert!(help.contains("130/143 interrupted"), "{sub}: {help}");
+        assert!(help.contains("Example:"), "{sub}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted_and_an_invisible_character_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(example("fault.appnet")).unwrap();
+    let with_bom = dir.path().join("bom.appnet");
+    std::fs::write(&with_bom, format!("\u{FEFF}{source}")).unwrap();
+    let output = simplebpf(&["lint", with_bom.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let inside = dir.path().join("inside.appnet");
+    std::fs::write(
+        &inside,
+        source.replacen("prob = 0.95", "prob =\u{FEFF} 0.95", 1),
+    )
+    .unwrap();
+    let output = simplebpf(&["lint", "--color", "never", inside.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("[E0002] unexpected character U+FEFF"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn numeric_flags_are_checked_for_range() {
+    let fault = example("fault.appnet");
+    for (args, expected) in [
+        (
+            vec!["build", &fault, "--port", "0"],
+            "invalid value '0' for '--port <N>': 0 is not in 1..=65535",
+        ),
+        (
+            vec!["check", &fault, &fault, "--port", "70000"],
+            "invalid value '70000' for '--port <N>'",
+        ),
+        (
+            vec![
+                "run",
+                &fault,
+                "--payload-len",
+                "18446744073709551615",
+                "--time",
+                "0",
+            ],
+            "invalid value '18446744073709551615' for '--payload-len <N>': 18446744073709551615 is not in 0..=65527",
+        ),
+        (
+            vec!["build", &fault, "--timeout-ms", "0"],
+            "invalid value '0' for '--timeout-ms <N>'",
+        ),
+    ] {
+        let output = simplebpf(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let path = root().join("dsl/tests/malformed/unknown_function.appnet");
+    let path = path.to_str().unwrap();
+    let coloured = |args: &[&str], no_color: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_simplebpf"));
+        command.args(args).env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let output = command.output().unwrap();
+        stderr(&output).contains('\u{1b}')
+    };
+    assert!(coloured(&["lint", "--color", "always", path], None));
+    assert!(coloured(&["--color", "always", "lint", path], Some("1")));
+    assert!(!coloured(&["lint", "--color", "never", path], None));
+    // Not a terminal: `auto` gives none, and neither does NO_COLOR.
+    assert!(!coloured(&["lint", path], None));
+    assert!(!coloured(&["lint", path], Some("1")));
+}
+
+#[test]
+fn a_bad_output_directory_is_named_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    // No compiler on PATH: the -o problem must be found before clang is needed.
+    let empty = tempfile::tempdir().unwrap();
+    for (out, expected) in [
+        (
+            file.clone(),
+            format!(
+                "error: the output path {} is not a directory",
+                file.display()
+            ),
+        ),
+        (
+            file.join("sub"),
+            format!(
+                "error: cannot create the output directory {}: {} is not a directory",
+                file.join("sub").display(),
+                file.display()
+            ),
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_simplebpf"))
+            .args(["build", &example("fault.appnet"), "-o"])
+            .arg(&out)
+            .env("PATH", empty.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert_eq!(stderr(&output).trim_end(), expected);
+    }
+}
+
+#[test]
+fn clang_s_messages_cite_the_user_s_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("mine.c");
+    std::fs::write(
+        &program,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\nSEC(\"xdp\")\nint p(struct xdp_md *ctx) { return XDP_PAS; }\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_simplebpf"))
+        .args(["check", &example("fault.appnet"), "mine.c"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.starts_with("error: cannot compile mine.c: "), "{text}");
+    assert!(
+        text.contains("mine.c:5:36: error: use of undeclared identifier 'XDP_PAS'"),
+        "{text}"
+    );
+    assert!(!text.contains("/tmp"), "{text}");
 }

@@ -381,20 +381,29 @@ fn without_the_capability_build_says_so_and_continues_unless_required() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let policy = common::root().join("examples/fault.appnet");
+    // What `nobody` runs is staged where it can read and run it: the checkout itself may
+    // sit in a directory only its owner can enter (a 0700 home, a fresh `mktemp -d`).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("simplebpf-nobody-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    let binary = dir.path().join("simplebpf");
+    std::fs::copy(env!("CARGO_BIN_EXE_simplebpf"), &binary).unwrap();
+    std::fs::set_permissions(&binary, PermissionsExt::from_mode(0o755)).unwrap();
+    let policy = dir.path().join("fault.appnet");
+    std::fs::copy(common::root().join("examples/fault.appnet"), &policy).unwrap();
+    std::fs::set_permissions(&policy, PermissionsExt::from_mode(0o644)).unwrap();
     let run = |require: bool, out: &str| {
         let mut command = Command::new("setpriv");
         command
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_simplebpf"))
+            .arg(&binary)
             .args(["build", policy.to_str().unwrap(), "-o"])
-            .arg(dir.path().join(out));
+            .arg(dir.path().join(out))
+            .current_dir(dir.path())
+            .env("TMPDIR", dir.path());
         command.env_remove(kernel::REQUIRE_KERNEL_ENV);
         if require {
             command.env(kernel::REQUIRE_KERNEL_ENV, "1");

@@ -294,8 +294,8 @@ fn every_mutant_is_refuted_with_a_counterexample_the_kernel_reproduces() {
         let extra = declarations(example, description);
         if !extra.is_empty() {
             wrong = wrong.replacen(
-                "/* State (LANGUAGE.md §4.3). */\n",
-                &format!("/* State (LANGUAGE.md §4.3). */\n{extra}"),
+                "/* State (docs/language.md §4.3). */\n",
+                &format!("/* State (docs/language.md §4.3). */\n{extra}"),
                 1,
             );
         }

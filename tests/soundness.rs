@@ -111,8 +111,10 @@ fn every_equivalent_verdict_holds_on_the_kernel() {
             &Options {
                 port: PORT,
                 timeout: Duration::from_secs(30),
+                ..Options::default()
             },
-        );
+        )
+        .expect("not interrupted");
         match verdict {
             Verdict::Equivalent { .. } => {}
             Verdict::Unknown { reason } => {

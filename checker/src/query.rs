@@ -132,7 +132,7 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
     query.push(Bool::or(&cases));
     let answer = {
         let _interrupt = interrupt::on_cancel(&options.cancel);
-        solve(&solvers(options.timeout), &query, &inputs)
+        solve(&solvers(options.timeout), &query, &inputs, &options.cancel)
     };
     match answer {
         Answer::Unsat => {}
@@ -201,8 +201,12 @@ fn solvers(timeout: Duration) -> Vec<Solver> {
 }
 
 /// The first definite answer of the strategies. "unknown" only when none has one.
-fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs) -> Answer {
+fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs, cancel: &Cancel) -> Answer {
     for solver in solvers {
+        // An interrupt ends one check; the next solver would start afresh.
+        if cancel.is_cancelled() {
+            return Answer::Unknown;
+        }
         solver.push();
         for fact in query {
             solver.assert(fact);

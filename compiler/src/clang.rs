@@ -131,11 +131,8 @@ pub enum Source<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClangError {
-    #[error("cannot run `{CLANG}`: {source} (scripts/setup installs it)")]
-    Spawn {
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot run `{CLANG}`: {error} (scripts/setup installs it)")]
+    Spawn { error: std::io::Error },
     #[error("`{CLANG}` did not finish within {} s", timeout.as_secs())]
     Timeout { timeout: Duration },
     #[error("`{CLANG}` rejected the C:\n{stderr}")]
@@ -146,11 +143,10 @@ pub enum ClangError {
     TooLarge { message: String },
     #[error("`{CLANG}` failed with an internal error: {message}")]
     Crashed { message: String },
-    #[error("cannot use the scratch directory {}: {source}", path.display())]
+    #[error("cannot use the scratch directory {}: {error}", path.display())]
     Scratch {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("interrupted")]
     Interrupted,
@@ -161,7 +157,7 @@ pub fn version() -> Result<String, ClangError> {
     let output = Command::new(CLANG)
         .arg("--version")
         .output()
-        .map_err(|source| ClangError::Spawn { source })?;
+        .map_err(|error| ClangError::Spawn { error })?;
     Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
         .next()
@@ -196,9 +192,9 @@ pub fn compile_source(
     options: &ClangOptions,
     cancel: &Cancel,
 ) -> Result<Vec<u8>, ClangError> {
-    let scratch_error = |source| ClangError::Scratch {
+    let scratch_error = |error| ClangError::Scratch {
         path: scratch.to_path_buf(),
-        source,
+        error,
     };
     let output = scratch.join("program.bpf.o");
     let mut command = Command::new(CLANG);
@@ -225,7 +221,7 @@ pub fn compile_source(
     cancel.check().map_err(|_| ClangError::Interrupted)?;
     let mut child = command
         .spawn()
-        .map_err(|source| ClangError::Spawn { source })?;
+        .map_err(|error| ClangError::Spawn { error })?;
     let group = child.id();
     let hook = cancel.on_cancel(move || kill_group(group));
     // Read stderr on a thread so that a chatty compiler cannot block on a full pipe.
@@ -241,7 +237,7 @@ pub fn compile_source(
     let status = loop {
         match child
             .try_wait()
-            .map_err(|source| ClangError::Spawn { source })?
+            .map_err(|error| ClangError::Spawn { error })?
         {
             Some(status) => break status,
             None if started.elapsed() >= options.timeout => {

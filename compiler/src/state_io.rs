@@ -16,14 +16,13 @@ pub enum StateError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error(
-        "the object has no global `{0}` (LANGUAGE.md §4.3 names globals after state variables)"
+        "the object has no global `{0}` (docs/language.md §4.3 names globals after state variables)"
     )]
     NoGlobal(String),
-    #[error("`{name}`: {source}")]
+    #[error("`{name}`: {error}")]
     Encode {
         name: String,
-        #[source]
-        source: crate::backend::EncodeError,
+        error: crate::backend::EncodeError,
     },
     #[error("the state has no value for `{0}`")]
     Missing(String),
@@ -43,9 +42,9 @@ pub fn write_state(
             .get(&var.name)
             .ok_or_else(|| StateError::Missing(var.name.clone()))?;
         let encode = |scalar: &Scalar, value: &Value| {
-            scalar.encode(value).map_err(|source| StateError::Encode {
+            scalar.encode(value).map_err(|error| StateError::Encode {
                 name: var.name.clone(),
-                source,
+                error,
             })
         };
         match &var.storage {

@@ -4,9 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
+use simplebpf_compiler::cancel::Cancel;
 
 use super::Outcome;
 use crate::output::{self, Format};
+use crate::outputs::{OutputDir, OutputError};
 use crate::pipeline::{self, BuildError, BuildOptions, KernelUse};
 use crate::report::{self, KernelSection};
 use crate::source::SourceFile;
@@ -19,8 +21,8 @@ pub struct BuildArgs {
     /// Where the three output files go (created if missing).
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
     pub out_dir: PathBuf,
-    /// The UDP port the service listens on: only datagrams to it are RPCs.
-    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT)]
+    /// The UDP port the service listens on (1-65535): only datagrams to it are RPCs.
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT, value_parser = super::port_parser())]
     pub port: u16,
     /// Do not load the program: no verifier verdict, no kernel counts, no timing.
     #[arg(long)]
@@ -30,15 +32,17 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_unproven: bool,
     /// Per solver query of the checker; past it the verdict is "unknown".
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub timeout_ms: u64,
     /// `text` for people, `json` for tools (the report, on stdout).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
-pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
+pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
     let file = SourceFile::read(&args.policy)?;
+    // A wrong -o is said before any work, not after compiling, proving and measuring.
+    let out_dir = OutputDir::prepare(&args.out_dir)?;
     let name = policy_name(&args.policy);
     let options = BuildOptions {
         port: args.port,
@@ -49,10 +53,12 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
         },
         allow_unproven: args.allow_unproven,
         checker_timeout: std::time::Duration::from_millis(args.timeout_ms),
+        cancel: cancel.clone(),
         ..BuildOptions::default()
     };
     let built = match pipeline::build(&name, &file.bytes, &options) {
         Ok(built) => built,
+        Err(BuildError::Interrupted) => return Ok(Outcome::Interrupted),
         Err(BuildError::Input { diagnostics }) => {
             output::diagnostics(&file, &diagnostics, args.format);
             return Ok(Outcome::InputErrors);
@@ -89,10 +95,20 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
                 _ => Outcome::InputErrors,
             });
         }
+        Err(BuildError::Clang(err)) => {
+            anyhow::bail!(
+                "cannot compile the program generated for {}: {err}",
+                file.name()
+            )
+        }
         Err(other) => return Err(other.into()),
     };
     output::diagnostics(&file, &built.warnings, args.format);
-    let paths = pipeline::write_outputs(&built, &args.out_dir)?;
+    let paths = match pipeline::write_outputs(&built, &out_dir, cancel) {
+        Ok(paths) => paths,
+        Err(OutputError::Interrupted) => return Ok(Outcome::Interrupted),
+        Err(err) => return Err(err.into()),
+    };
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => writeln!(stdout, "{}", built.report.to_json(&paths))?,
@@ -105,7 +121,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Outcome> {
                 stdout,
                 "{}",
                 report::table(&[report::Row {
-                    name,
+                    name: built.report.program.clone(),
                     elf: built.report.elf_insns,
                     kernel: numbers,
                     proven: Some(built.report.checker.proven()),

@@ -1,23 +1,25 @@
 //! `simplebpf check`: is this BPF program equivalent to this policy? (LANGUAGE.md §4.6)
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 use simplebpf_checker::{Counterexample, KernelReplay, Options, Verdict};
-use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::cancel::Cancel;
+use simplebpf_compiler::clang::{self, ClangError, ClangOptions, Source};
 use simplebpf_compiler::object_model::BpfObject;
 use simplebpf_dsl::interp;
 use simplebpf_dsl::ir::Program;
 
 use super::Outcome;
+use crate::interrupt::ScratchDir;
 use crate::json;
 use crate::output::{self, Format};
 use crate::pipeline;
-use crate::source::SourceFile;
+use crate::source::{MAX_PROGRAM_BYTES, SourceFile, read_capped};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -27,11 +29,14 @@ pub struct CheckArgs {
     /// The program: XDP C (compiled with the pinned clang) or a BPF object.
     #[arg(value_name = "PROGRAM")]
     pub program: PathBuf,
-    /// The UDP port the program serves.
-    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT)]
+    /// The UDP port the program serves (1-65535).
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT, value_parser = super::port_parser())]
     pub port: u16,
+    /// The XDP program to check, by name, when the object has several.
+    #[arg(long, value_name = "NAME")]
+    pub prog: Option<String>,
     /// Give up (verdict "unknown") after this long per solver query.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub timeout_ms: u64,
     /// `text` for people, `json` for tools.
     #[arg(long, value_enum, default_value_t)]
@@ -41,25 +46,41 @@ pub struct CheckArgs {
 /// Exit status of an "unknown" verdict.
 pub const UNKNOWN: u8 = 3;
 
-pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
+pub fn check(args: &CheckArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
     let file = SourceFile::read(&args.policy)?;
     let analysis = simplebpf_dsl::analyze_bytes(&file.bytes);
     let Some(program) = analysis.ir.as_ref().filter(|_| !analysis.has_errors()) else {
         output::diagnostics(&file, &analysis.diagnostics, args.format);
         return Ok(Outcome::InputErrors);
     };
-    let elf = load_program(&args.program)?;
+    let Some(elf) = load_program(&args.program, cancel)? else {
+        return Ok(Outcome::Interrupted);
+    };
     let object = BpfObject::parse(&elf).with_context(|| args.program.display().to_string())?;
-    let verdict = simplebpf_checker::check_object(
+    let name = object
+        .xdp_program(args.prog.as_deref())
+        .with_context(|| args.program.display().to_string())?
+        .name
+        .clone();
+    let Ok(verdict) = simplebpf_checker::check_object(
         program,
         &elf,
         &object,
         &Options {
             port: args.port,
             timeout: Duration::from_millis(args.timeout_ms),
+            program: Some(name.clone()),
+            cancel: cancel.clone(),
         },
-    );
-    let (text, json) = describe(program, &verdict, args.port, Some((&elf, &object)))?;
+    ) else {
+        return Ok(Outcome::Interrupted);
+    };
+    let binary = Binary {
+        elf: &elf,
+        object: &object,
+        program: &name,
+    };
+    let (text, json) = describe(program, &verdict, args.port, Some(binary))?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => writeln!(stdout, "{json}")?,
@@ -72,13 +93,22 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The object a verdict is about, for the kernel replay of a counterexample.
+#[derive(Debug, Clone, Copy)]
+pub struct Binary<'a> {
+    pub elf: &'a [u8],
+    pub object: &'a BpfObject,
+    /// The XDP program that was checked.
+    pub program: &'a str,
+}
+
 /// The verdict as text and as JSON; a counterexample is first replayed in the interpreter,
 /// and one that does not reproduce there is an error, never a "not equivalent".
 pub fn describe(
     program: &Program,
     verdict: &Verdict,
     port: u16,
-    binary: Option<(&[u8], &BpfObject)>,
+    binary: Option<Binary<'_>>,
 ) -> anyhow::Result<(String, serde_json::Value)> {
     let mut kernel = None;
     let replayed = match verdict {
@@ -94,9 +124,14 @@ pub fn describe(
                     "internal error: the checker's counterexample does not reproduce in the interpreter; please report it"
                 );
             }
-            if let Some((elf, object)) = binary {
-                let outcome =
-                    simplebpf_checker::kernel_replay(elf, program, object, counterexample);
+            if let Some(binary) = binary {
+                let outcome = simplebpf_checker::kernel_replay(
+                    binary.elf,
+                    program,
+                    binary.object,
+                    Some(binary.program),
+                    counterexample,
+                );
                 match &outcome {
                     KernelReplay::NotReproduced {
                         action,
@@ -137,19 +172,25 @@ pub fn describe(
     Ok((text, json))
 }
 
-fn load_program(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if path.extension().is_some_and(|ext| ext == "c") {
-        let source =
-            String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
-        let scratch = tempfile::tempdir()?;
-        return Ok(clang::compile(
-            &source,
-            scratch.path(),
-            &ClangOptions::default(),
-        )?);
+/// The program's object: a `.c` file compiled where it is (its own headers found beside
+/// it, clang's messages citing it as given), anything else read as an object. `None` when
+/// interrupted.
+fn load_program(path: &Path, cancel: &Cancel) -> anyhow::Result<Option<Vec<u8>>> {
+    let bytes = read_capped(path, MAX_PROGRAM_BYTES, "program")?;
+    if path.extension().is_none_or(|ext| ext != "c") {
+        return Ok(Some(bytes));
     }
-    Ok(bytes)
+    let scratch = ScratchDir::new().context("cannot create a scratch directory")?;
+    match clang::compile_source(
+        Source::File(path),
+        scratch.path(),
+        &ClangOptions::default(),
+        cancel,
+    ) {
+        Ok(elf) => Ok(Some(elf)),
+        Err(ClangError::Interrupted) => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot compile {}", path.display())),
+    }
 }
 
 /// What the policy does on the counterexample's inputs (`reference::run`): the XDP action,

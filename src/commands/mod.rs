@@ -14,4 +14,11 @@ pub enum Outcome {
     InputErrors,
     /// The checker could not decide (timeout, an instruction or helper it does not model).
     Unknown,
+    /// A signal stopped the work; nothing was written.
+    Interrupted,
+}
+
+/// The service port's flag: 1 to 65535 (port 0 is no port).
+pub fn port_parser() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..)
 }

@@ -9,6 +9,9 @@ use simplebpf_dsl::ast::HandlerKind;
 use simplebpf_dsl::interp::{self, Action, Inputs, Request, Value};
 
 use super::Outcome;
+
+/// The largest UDP payload: a 65535-byte length field less the 8-byte header.
+const MAX_PAYLOAD: u64 = 65_535 - 8;
 use crate::json;
 use crate::output::{self, Format};
 use crate::source::SourceFile;
@@ -18,8 +21,9 @@ pub struct RunArgs {
     /// The policy file.
     #[arg(value_name = "POLICY")]
     pub policy: PathBuf,
-    /// The RPC message size in bytes: what `byte_size(rpc, _)` returns.
-    #[arg(long, value_name = "N")]
+    /// The RPC message size in bytes: what `byte_size(rpc, _)` returns (0-65527, what a UDP
+    /// datagram can carry).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=MAX_PAYLOAD))]
     pub payload_len: u64,
     /// The random draws, uniform 32-bit values, in the order `randomf` consumes them.
     #[arg(long, value_name = "U32,...", value_delimiter = ',')]

@@ -14,14 +14,18 @@ use super::Outcome;
 use crate::output::Format;
 use crate::pipeline;
 use crate::report;
+use crate::source::{MAX_PROGRAM_BYTES, read_capped};
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// A BPF ELF object with one XDP program.
+    /// A BPF ELF object with an XDP program.
     #[arg(value_name = "OBJECT")]
     pub object: PathBuf,
-    /// The UDP port of the representative packet used for timing.
-    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT)]
+    /// The XDP program to measure, by name, when the object has several.
+    #[arg(long, value_name = "NAME")]
+    pub prog: Option<String>,
+    /// The UDP port (1-65535) of the representative packet used for timing.
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_PORT, value_parser = super::port_parser())]
     pub port: u16,
     /// `text` for people, `json` for tools.
     #[arg(long, value_enum, default_value_t)]
@@ -29,12 +33,14 @@ pub struct StatsArgs {
 }
 
 pub fn stats(args: &StatsArgs) -> anyhow::Result<Outcome> {
-    let elf = std::fs::read(&args.object)
-        .with_context(|| format!("cannot read {}", args.object.display()))?;
-    let object = BpfObject::parse(&elf).with_context(|| format!("{}", args.object.display()))?;
-    let program = object.xdp_program()?;
+    let elf = read_capped(&args.object, MAX_PROGRAM_BYTES, "BPF object")?;
+    let what = || args.object.display().to_string();
+    let object = BpfObject::parse(&elf).with_context(what)?;
+    let program = object
+        .xdp_program(args.prog.as_deref())
+        .with_context(what)?;
     let elf_insns = program.elf_instruction_count();
-    let numbers = match LoadedProgram::load(&elf) {
+    let numbers = match LoadedProgram::load(&elf, Some(&program.name)) {
         Ok(loaded) => Some(measure::measure(&loaded, args.port)?),
         Err(KernelError::Rejected { log }) => {
             eprintln!(

@@ -82,7 +82,7 @@ pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
 /// Loads an object, or, when this machine cannot load programs and the kernel is not
 /// required, says why and returns `None` (with `SIMPLEBPF_REQUIRE_KERNEL=1` it panics).
 pub fn load_or_skip(elf: &[u8], what: &str) -> Option<LoadedProgram> {
-    match LoadedProgram::load(elf) {
+    match LoadedProgram::load(elf, None) {
         Ok(loaded) => Some(loaded),
         Err(err @ KernelError::NotPermitted(_)) if !kernel::kernel_required() => {
             eprintln!("skipping {what}: {err} (set SIMPLEBPF_REQUIRE_KERNEL=1 to make this fail)");

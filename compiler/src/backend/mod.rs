@@ -377,7 +377,7 @@ fn check_name(name: &str, span: simplebpf_dsl::Span) -> Result<(), Box<Diagnosti
             )
             .with_label("the global would be named this")
             .with_help(
-                "state variables become C globals of the same name (LANGUAGE.md §4.3); rename it",
+                "state variables become C globals of the same name (docs/language.md §4.3); rename it",
             ),
         ));
     }
@@ -446,7 +446,7 @@ fn assemble(
     }
     c.push_str(prelude::INCLUDES);
     c.push('\n');
-    c.push_str("/* State (LANGUAGE.md §4.3). */\n");
+    c.push_str("/* State (docs/language.md §4.3). */\n");
     let mut folded = Vec::new();
     for (var, decl) in program.state.iter().zip(&layout.vars) {
         match &decl.storage {

@@ -21,7 +21,7 @@ pub fn rpc_filter(port: u16) -> String {
         "\
 #define SERVICE_PORT {port}
 
-/* LANGUAGE.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
+/* docs/language.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
  * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
  * frame. Anything else is not an RPC. */
 static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len)
@@ -74,7 +74,7 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 }
 
 pub const LOCK_MAP: &str = "\
-/* The lock of LANGUAGE.md §4.5. It lives in a one-entry array map because the kernel wants
+/* The lock of docs/language.md §4.5. It lives in a one-entry array map because the kernel wants
  * BTF for any map that holds a bpf_spin_lock, and aya 0.14 creates global-data maps without
  * BTF (docs/backend.md). */
 struct sb_lock_cell {

@@ -36,11 +36,10 @@ pub enum KernelError {
     Load(String),
     #[error("no map or global-data section named `{0}` in the loaded object")]
     NoSuchMap(String),
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Syscall {
         what: &'static str,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -116,9 +115,9 @@ impl LoadedProgram {
     }
 
     pub fn measure(&self) -> Result<Measurement, KernelError> {
-        let info = sys::prog_info(self.prog_fd()?).map_err(|source| KernelError::Syscall {
+        let info = sys::prog_info(self.prog_fd()?).map_err(|error| KernelError::Syscall {
             what: "reading the program's info",
-            source,
+            error,
         })?;
         Ok(Measurement {
             xlated_insns: info.xlated_prog_len / 8,
@@ -131,9 +130,9 @@ impl LoadedProgram {
 
     /// Runs the program once per repetition on `packet`: (XDP action, mean ns per run).
     pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, u32), KernelError> {
-        sys::test_run(self.prog_fd()?, packet, repeat).map_err(|source| KernelError::Syscall {
+        sys::test_run(self.prog_fd()?, packet, repeat).map_err(|error| KernelError::Syscall {
             what: "BPF_PROG_TEST_RUN",
-            source,
+            error,
         })
     }
 
@@ -176,27 +175,27 @@ impl LoadedProgram {
     pub fn read_section(&self, section: &str) -> Result<Vec<u8>, KernelError> {
         let (fd, _, value_size) = self.map_fd(section)?;
         sys::map_lookup(fd, &0u32.to_ne_bytes(), value_size as usize)
-            .map_err(|source| KernelError::Syscall {
+            .map_err(|error| KernelError::Syscall {
                 what: "reading a global-data section",
-                source,
+                error,
             })?
             .ok_or_else(|| KernelError::NoSuchMap(section.to_string()))
     }
 
     pub fn write_section(&self, section: &str, bytes: &[u8]) -> Result<(), KernelError> {
         let (fd, _, _) = self.map_fd(section)?;
-        sys::map_update(fd, &0u32.to_ne_bytes(), bytes).map_err(|source| KernelError::Syscall {
+        sys::map_update(fd, &0u32.to_ne_bytes(), bytes).map_err(|error| KernelError::Syscall {
             what: "writing a global-data section",
-            source,
+            error,
         })
     }
 
     /// Every (key, value) of a hash map.
     pub fn map_entries(&self, map: &str) -> Result<Entries, KernelError> {
         let (fd, key_size, value_size) = self.map_fd(map)?;
-        let syscall = |source| KernelError::Syscall {
+        let syscall = |error| KernelError::Syscall {
             what: "reading a map",
-            source,
+            error,
         };
         let mut entries = Vec::new();
         for key in sys::map_keys(fd, key_size as usize).map_err(syscall)? {
@@ -214,9 +213,9 @@ impl LoadedProgram {
         entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), KernelError> {
         let (fd, key_size, _) = self.map_fd(map)?;
-        let syscall = |source| KernelError::Syscall {
+        let syscall = |error| KernelError::Syscall {
             what: "writing a map",
-            source,
+            error,
         };
         for key in sys::map_keys(fd, key_size as usize).map_err(syscall)? {
             sys::map_delete(fd, &key).map_err(syscall)?;

@@ -51,7 +51,7 @@ impl Lowerer {
             diagnostic = match closest(&func.name, FUNCTIONS.iter().map(|(name, _)| *name)) {
                 Some(similar) => diagnostic.with_help(format!("did you mean `{similar}`?")),
                 None => diagnostic.with_note(
-                    "the language has no user-defined functions; the built-ins are listed in LANGUAGE.md §3.6",
+                    "the language has no user-defined functions; the built-ins are listed in docs/language.md §3.6",
                 ),
             };
             self.error(diagnostic);
@@ -383,7 +383,7 @@ impl Lowerer {
             _ => (
                 Code::TypeMismatch,
                 format!("`{}` cannot be used on `{}` here", op.as_str(), target.name),
-                "see LANGUAGE.md §3.4-§3.7".to_string(),
+                "see docs/language.md §3.4-§3.7".to_string(),
             ),
         };
         self.error(
