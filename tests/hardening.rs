@@ -37,6 +37,19 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
+/// `build` of an example into `out` without the kernel; it must succeed.
+fn build_example(name: &str, out: &Path, extra: &[&str]) -> Output {
+    let output = simplebpf()
+        .args(["build", &example(name), "-o"])
+        .arg(out)
+        .arg("--no-kernel")
+        .args(extra)
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    output
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -81,14 +94,7 @@ fn a_planted_symlink_is_replaced_never_written_through() {
     for name in names {
         std::os::unix::fs::symlink(&victim, out.join(name)).unwrap();
     }
-    let output = run(&[
-        "build",
-        &example("fault.appnet"),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-kernel",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    build_example("fault.appnet", &out, &[]);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "do not touch");
     for name in &names[..3] {
         let metadata = std::fs::symlink_metadata(out.join(name)).unwrap();
@@ -363,14 +369,7 @@ fn a_program_too_large_for_bpf_is_said_in_one_line() {
 /// changed to a kprobe.
 fn doctored_fault(dir: &Path, change: impl Fn(&str) -> String) -> PathBuf {
     let out = dir.join("fault-out");
-    let output = run(&[
-        "build",
-        &example("fault.appnet"),
-        "-o",
-        out.to_str().unwrap(),
-        "--no-kernel",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    build_example("fault.appnet", &out, &[]);
     let c = std::fs::read_to_string(out.join("fault.bpf.c")).unwrap();
     let path = dir.join("doctored.c");
     std::fs::write(&path, change(&c)).unwrap();
@@ -431,25 +430,10 @@ fn check_and_stats_refuse_to_guess_which_program_is_meant() {
 #[test]
 fn build_and_stats_name_the_program_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(&[
-        "build",
-        &example("fault.appnet"),
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--no-kernel",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = build_example("fault.appnet", dir.path(), &["--format", "json"]);
     let report: Json = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["program"], "fault_req");
-    let build_table = run(&[
-        "build",
-        &example("fault.appnet"),
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--no-kernel",
-    ]);
+    let build_table = build_example("fault.appnet", dir.path(), &[]);
     assert!(
         text(&build_table).contains("\nfault_req "),
         "{}",
