@@ -273,13 +273,19 @@ fn a_signal_during_clang_or_a_proof_stops_the_build_and_leaves_nothing() {
     assert_eq!(during_clang.stderr.trim(), "interrupted");
     assert!(during_clang.exit_after_signal < Duration::from_secs(3));
 
-    // Many counters keep the solver busy once clang is done.
-    let counters = dir.path().join("counters.appnet");
-    std::fs::write(&counters, counters_policy(48)).unwrap();
+    // A 64-bit signed division by a state variable keeps the solver busy once clang is done
+    // (the program divides magnitudes and fixes the sign; proving that equal to the policy's
+    // division takes the solver minutes).
+    let divide = dir.path().join("divide.appnet");
+    std::fs::write(
+        &divide,
+        "state:\n\tq: int\n\td: int\n\ninit():\n\tq = 1000\n\nreq(rpc):\n\tq = q / d\n\td = d + 1\n\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
+    )
+    .unwrap();
     for (signal, status) in [("-INT", 130), ("-TERM", 143)] {
         let out = dir.path().join(format!("out-proof{signal}"));
         let mut clang_seen = false;
-        let during_proof = interrupt_build(&counters, &out, &tmp, signal, |pid| {
+        let during_proof = interrupt_build(&divide, &out, &tmp, signal, |pid| {
             let clang_now = children_of(pid).iter().any(|n| n.starts_with("clang"));
             clang_seen |= clang_now;
             let done = clang_seen && !clang_now;

@@ -129,12 +129,7 @@ pub fn read_global(
     offset: u64,
     size: u32,
 ) -> BV {
-    let section = &sections[section];
-    (0..u64::from(size))
-        .map(|i| section.byte(offset + i))
-        .rev()
-        .reduce(|acc, b| acc.concat(&b))
-        .expect("at least one byte")
+    sections[section].read(offset, size)
 }
 
 /// The value a stored scalar of type `ty` (scale for floats) means.

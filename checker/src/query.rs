@@ -81,7 +81,8 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
         Ok(p) => p,
         Err(err) => return unknown(err.to_string()),
     };
-    let inputs = symexec::fresh_inputs(object);
+    let fields: Vec<(&str, u64, u32)> = places.iter().filter_map(VarPlace::global).collect();
+    let inputs = symexec::fresh_inputs(object, &fields);
     let paths = match symexec::execute(
         &prog.insns,
         &inputs,

@@ -46,29 +46,111 @@ pub enum Val {
     Map(String),
 }
 
-/// A global-data section: its bytes by offset. Offsets are constants (a symbolic one is
-/// "unknown"), so no array theory is needed: each pre-state byte is its own 8-bit constant,
-/// and a path's writes overlay them.
+/// A global-data section. Offsets are constants (a symbolic one is "unknown"), so no array
+/// theory is needed. The pre-state is one constant per field that a state variable occupies
+/// (`fields`), and one 8-bit constant per other byte; writes are kept as the values written
+/// (`cells`), so that a read of exactly what was written, or of exactly a variable's field,
+/// is that one term — the program's and the policy's terms for a variable are then the same
+/// term, not a concatenation of bytes the solver must put back together.
 #[derive(Debug, Clone)]
 pub struct Section {
     pub name: String,
     /// The contents of a read-only section (`.rodata`): fixed, not inputs.
     pub fixed: Option<Vec<u8>>,
-    pub written: BTreeMap<u64, BV>,
+    /// `offset → size` of the fields whose pre-state is one constant.
+    pub fields: BTreeMap<u64, u32>,
+    /// `offset → value` of what this path wrote; cells do not overlap.
+    pub cells: BTreeMap<u64, BV>,
 }
 
 impl Section {
-    pub fn byte(&self, offset: u64) -> BV {
-        if let Some(byte) = self.written.get(&offset) {
-            return byte.clone();
+    pub fn new(name: &str, fixed: Option<Vec<u8>>, fields: BTreeMap<u64, u32>) -> Section {
+        Section {
+            name: name.to_string(),
+            fixed,
+            fields,
+            cells: BTreeMap::new(),
         }
-        match &self.fixed {
-            Some(bytes) => bv(
+    }
+
+    /// The pre-state constant of the field at `offset` of `size` bytes.
+    fn field(&self, offset: u64, size: u32) -> BV {
+        BV::new_const(format!("pre{}@{offset}:{size}", self.name), size * 8)
+    }
+
+    /// The cell holding byte `offset`, as (its offset, its value).
+    fn cell_at(&self, offset: u64) -> Option<(u64, &BV)> {
+        let (start, value) = self.cells.range(..=offset).next_back()?;
+        (offset < start + u64::from(value.get_size() / 8)).then_some((*start, value))
+    }
+
+    fn field_at(&self, offset: u64) -> Option<(u64, u32)> {
+        let (start, size) = self.fields.range(..=offset).next_back()?;
+        (offset < start + u64::from(*size)).then_some((*start, *size))
+    }
+
+    pub fn byte(&self, offset: u64) -> BV {
+        if let Some((start, value)) = self.cell_at(offset) {
+            let bit = ((offset - start) * 8) as u32;
+            return value.extract(bit + 7, bit);
+        }
+        if let Some(bytes) = &self.fixed {
+            return bv(
                 u64::from(bytes.get(offset as usize).copied().unwrap_or(0)),
                 8,
-            ),
-            None => BV::new_const(format!("pre{}@{offset}", self.name), 8),
+            );
         }
+        if let Some((start, size)) = self.field_at(offset) {
+            let bit = ((offset - start) * 8) as u32;
+            return self.field(start, size).extract(bit + 7, bit);
+        }
+        BV::new_const(format!("pre{}@{offset}", self.name), 8)
+    }
+
+    /// `size` bytes at `offset`, little endian.
+    pub fn read(&self, offset: u64, size: u32) -> BV {
+        if let Some(value) = self.cells.get(&offset)
+            && value.get_size() == size * 8
+        {
+            return value.clone();
+        }
+        let end = offset + u64::from(size);
+        let untouched = self
+            .cells
+            .range(..end)
+            .next_back()
+            .is_none_or(|(start, value)| start + u64::from(value.get_size() / 8) <= offset);
+        if untouched && self.fixed.is_none() && self.fields.get(&offset) == Some(&size) {
+            return self.field(offset, size);
+        }
+        (0..u64::from(size))
+            .map(|i| self.byte(offset + i))
+            .rev()
+            .reduce(|acc, b| acc.concat(&b))
+            .expect("at least one byte")
+    }
+
+    /// Stores `value` (a whole number of bytes) at `offset`; cells it overlaps keep only
+    /// their bytes outside it.
+    pub fn write(&mut self, offset: u64, value: BV) {
+        let end = offset + u64::from(value.get_size() / 8);
+        let overlapping: Vec<u64> = self
+            .cells
+            .range(..end)
+            .filter(|(start, cell)| *start + u64::from(cell.get_size() / 8) > offset)
+            .map(|(start, _)| *start)
+            .collect();
+        for start in overlapping {
+            let cell = self.cells.remove(&start).expect("listed");
+            for i in 0..u64::from(cell.get_size() / 8) {
+                let at = start + i;
+                if at < offset || at >= end {
+                    let bit = (i * 8) as u32;
+                    self.cells.insert(at, cell.extract(bit + 7, bit));
+                }
+            }
+        }
+        self.cells.insert(offset, value);
     }
 }
 
@@ -170,21 +252,20 @@ fn addr_sort() -> Sort {
 
 /// Inputs as fresh symbols, with read-only sections (`.rodata`) at their contents in the
 /// object, since no one can write them after load.
-pub fn fresh_inputs(object: &BpfObject) -> Inputs {
+/// `fields`: `(section, offset, size)` of each state variable's global.
+pub fn fresh_inputs(object: &BpfObject, fields: &[(&str, u64, u32)]) -> Inputs {
     let mut sections = BTreeMap::new();
     let mut maps = BTreeMap::new();
     for map in &object.maps {
         match map.kind {
             MapKind::GlobalData => {
                 let fixed = map.name.starts_with(".rodata").then(|| map.initial.clone());
-                sections.insert(
-                    map.name.clone(),
-                    Section {
-                        name: map.name.clone(),
-                        fixed,
-                        written: BTreeMap::new(),
-                    },
-                );
+                let own = fields
+                    .iter()
+                    .filter(|(section, _, _)| *section == map.name)
+                    .map(|(_, offset, size)| (*offset, *size))
+                    .collect();
+                sections.insert(map.name.clone(), Section::new(&map.name, fixed, own));
             }
             MapKind::Hash | MapKind::Array => {
                 let key_bits = map.key_size * 8;
@@ -1136,9 +1217,7 @@ fn read(state: &State, region: &Region, off: &BV, size: u32) -> Result<BV, Unkno
                 .get(name)
                 .ok_or_else(|| unknown(state, format!("section `{name}` is not in the model")))?;
             let base = static_offset(state, off, "a global-data")?;
-            (0..u64::from(size))
-                .map(|i| section.byte(base + i))
-                .collect()
+            return Ok(section.read(base, size));
         }
         Region::MapValue { map, key } => {
             let entry = &state.maps[map];
@@ -1301,11 +1380,7 @@ fn write(state: &mut State, region: &Region, off: &BV, value: &BV) -> Result<(),
                 pc,
                 reason: format!("section `{name}` is not in the model"),
             })?;
-            for i in 0..size {
-                section
-                    .written
-                    .insert(base + u64::from(i), value.extract(i * 8 + 7, i * 8));
-            }
+            section.write(base, value.clone());
         }
         Region::MapValue { map, key } => {
             let base = static_offset(state, off, "a map-value")?;
