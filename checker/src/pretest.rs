@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use simplebpf_compiler::backend::layout::Scalar;
 use simplebpf_compiler::kernel::LoadedProgram;
-use simplebpf_compiler::object_model::{BpfObject, MapKind};
+use simplebpf_compiler::object_model::{BpfObject, Helper, Insn, MapKind};
 use simplebpf_dsl::interp::{self, Value};
 use simplebpf_dsl::ir::{Program, Type};
 
 use crate::contract::{self, Place};
 use crate::query::Options;
 use crate::reference;
-use crate::replay::{CALL, MOV32_IMM, MOV64_IMM, decode, decode_map, patch_call, vars_in_sections};
+use crate::replay::{decode, decode_map, patch_call, vars_in_sections};
 use crate::verdict::{Counterexample, Verdict};
 
 const DRAWS: &[u32] = &[0, 1 << 31, u32::MAX];
@@ -89,15 +89,12 @@ fn patched(elf: &[u8], object: &BpfObject, name: Option<&str>, draw: u32) -> Opt
     let prog = object.xdp_program(name).ok()?;
     let mut bytes = elf.to_vec();
     for (index, insn) in prog.insns.iter().enumerate() {
-        if insn.code != CALL || insn.src != 0 || !matches!(insn.imm, 5 | 7) {
-            continue;
-        }
-        let (code, imm) = if insn.imm == 7 {
-            (MOV32_IMM, draw as i32)
-        } else {
-            (MOV64_IMM, NOW as i32)
+        let replacement = match insn.helper() {
+            Some(Helper::GET_PRANDOM_U32) => Insn::mov32_imm(0, draw),
+            Some(Helper::KTIME_GET_NS) => Insn::mov64_imm(0, NOW as i32),
+            _ => continue,
         };
-        patch_call(&mut bytes, prog, index, code, imm).ok()?;
+        patch_call(&mut bytes, prog, index, &replacement).ok()?;
     }
     Some(bytes)
 }
@@ -229,19 +226,19 @@ pub fn run(
                 .collect();
             if action != expected.action || post != expected_post || records != expected.records {
                 let prog = object.xdp_program(name).ok()?;
-                let sites = |helper: i32| -> Vec<usize> {
+                let sites = |helper: Helper| -> Vec<usize> {
                     prog.insns
                         .iter()
                         .enumerate()
-                        .filter(|(_, i)| i.code == CALL && i.src == 0 && i.imm == helper)
+                        .filter(|(_, i)| i.helper() == Some(helper))
                         .map(|(index, _)| index)
                         .collect()
                 };
-                let time_sites = sites(5);
+                let time_sites = sites(Helper::KTIME_GET_NS);
                 let counterexample = Counterexample {
                     packet: case.frame,
                     now: NOW,
-                    draws: vec![case.draw; sites(7).len().max(4)],
+                    draws: vec![case.draw; sites(Helper::GET_PRANDOM_U32).len().max(4)],
                     pre_state: pre_vars.clone(),
                     program_action: action,
                     program_post: post,
@@ -251,7 +248,7 @@ pub fn run(
                         .map(|v| (v.map.clone(), v.raw.clone()))
                         .collect(),
                     map_scope: BTreeMap::new(),
-                    draw_sites: sites(7),
+                    draw_sites: sites(Helper::GET_PRANDOM_U32),
                     later_times: vec![NOW; time_sites.len().saturating_sub(1)],
                     time_sites,
                     program_records: records,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use num_bigint::BigInt;
 use simplebpf_compiler::backend::layout::Scalar;
 use simplebpf_compiler::kernel::{KernelError, LoadedProgram};
+use simplebpf_compiler::object_model::insn::{self, Insn};
 use simplebpf_compiler::object_model::{BpfObject, ProgramModel};
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::{Program, Type};
@@ -29,10 +30,6 @@ pub enum KernelReplay {
     /// The replay could not run; why.
     Unavailable(String),
 }
-
-pub(crate) const CALL: u8 = 0x85;
-pub(crate) const MOV32_IMM: u8 = 0xb4;
-pub(crate) const MOV64_IMM: u8 = 0xb7;
 
 /// `name`: which XDP program of the object (the only one when `None`).
 pub fn kernel_replay(
@@ -59,10 +56,8 @@ fn run(
     let prog = object.xdp_program(name).map_err(|e| e.to_string())?;
 
     let mut patched = elf.to_vec();
-    let mut patch = |site: usize, code: u8, value: u64| -> Result<(), String> {
-        let imm = i32::try_from(value as i64)
-            .map_err(|_| format!("{value} does not fit an immediate"))?;
-        patch_call(&mut patched, prog, site, code, imm)
+    let mut patch = |site: usize, replacement: Insn| -> Result<(), String> {
+        patch_call(&mut patched, prog, site, &replacement)
     };
     let mut seen = std::collections::BTreeSet::new();
     for (k, site) in cx.draw_sites.iter().enumerate() {
@@ -71,7 +66,7 @@ fn run(
         }
         let draw = *cx.draws.get(k).ok_or("fewer draws than calls")?;
         // mov32 zero-extends: r0 = the draw exactly, as the helper returns it.
-        patch(*site, MOV32_IMM, u64::from(draw) as i32 as i64 as u64)?;
+        patch(*site, Insn::mov32_imm(0, draw))?;
     }
     let times: Vec<u64> = std::iter::once(cx.now)
         .chain(cx.later_times.iter().copied())
@@ -84,7 +79,7 @@ fn run(
         if time >= 1 << 31 {
             return Err(format!("the time {time} does not fit a 32-bit immediate"));
         }
-        patch(*site, MOV64_IMM, time)?;
+        patch(*site, Insn::mov64_imm(0, time as i32))?;
     }
 
     let mut loaded = match LoadedProgram::load(&patched, name) {
@@ -155,29 +150,28 @@ fn run(
     )
 }
 
-/// Rewrites the `call` at instruction `site` of `prog` in the ELF bytes into a `mov` of `imm`
-/// into `r0` (`code` says which mov), checking that a call is there.
+/// Rewrites the helper `call` at instruction `site` of `prog` in the ELF bytes into
+/// `replacement` (one slot), checking that a helper call is there.
 pub(crate) fn patch_call(
     elf: &mut [u8],
     prog: &ProgramModel,
     site: usize,
-    code: u8,
-    imm: i32,
+    replacement: &Insn,
 ) -> Result<(), String> {
     let base = prog
         .file_offset
         .ok_or("the program's place in the ELF file is unknown")?;
-    let at = (base + 8 * prog.slot_of(site) as u64) as usize;
+    let at = (base + (insn::SLOT * prog.slot_of(site)) as u64) as usize;
     let slot = elf
-        .get_mut(at..at + 8)
+        .get_mut(at..at + insn::SLOT)
         .ok_or("an instruction outside the file")?;
-    if slot[0] != CALL {
-        return Err(format!("instruction {site} is not a call in the file"));
+    let found = insn::decode(slot);
+    if found.first().and_then(Insn::helper).is_none() {
+        return Err(format!(
+            "instruction {site} is not a helper call in the file"
+        ));
     }
-    slot[0] = code;
-    slot[1] = 0; // dst r0, src 0
-    slot[2..4].copy_from_slice(&0i16.to_le_bytes());
-    slot[4..8].copy_from_slice(&imm.to_le_bytes());
+    slot.copy_from_slice(&replacement.encode());
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use simplebpf_compiler::cancel::Cancel;
-use simplebpf_compiler::object_model::{BpfObject, Insn, MapKind, Target};
+use simplebpf_compiler::object_model::insn::{AluOp, AtomicOp, JmpOp, Opcode, Size, Source};
+use simplebpf_compiler::object_model::{BpfObject, Helper, Insn, MapKind, Target};
 use z3::ast::{Array, Ast, BV, Bool};
 use z3::{Model, SatResult, Solver, Sort};
 
@@ -336,26 +337,27 @@ struct State {
 /// A call the model lacks, found without running anything: such a program is "unknown"
 /// before any test or query runs.
 pub fn unmodelled_call(insns: &[Insn]) -> Option<Unknown> {
-    const MODELLED: &[i32] = &[
-        HELPER_MAP_LOOKUP,
-        HELPER_MAP_UPDATE,
-        HELPER_MAP_DELETE,
-        HELPER_KTIME,
-        HELPER_PRANDOM,
-        HELPER_SPIN_LOCK,
-        HELPER_SPIN_UNLOCK,
-        HELPER_RINGBUF_OUTPUT,
+    const MODELLED: &[Helper] = &[
+        Helper::MAP_LOOKUP_ELEM,
+        Helper::MAP_UPDATE_ELEM,
+        Helper::MAP_DELETE_ELEM,
+        Helper::KTIME_GET_NS,
+        Helper::GET_PRANDOM_U32,
+        Helper::SPIN_LOCK,
+        Helper::SPIN_UNLOCK,
+        Helper::RINGBUF_OUTPUT,
     ];
     insns.iter().enumerate().find_map(|(pc, insn)| {
-        if insn.code != 0x85 {
+        let Opcode::Jmp {
+            op: JmpOp::Call, ..
+        } = insn.opcode
+        else {
             return None;
-        }
-        let reason = if insn.src != 0 {
-            "calls to BPF subprograms or kfuncs are not modelled".to_string()
-        } else if !MODELLED.contains(&insn.imm) {
-            format!("helper #{} is not modelled", insn.imm)
-        } else {
-            return None;
+        };
+        let reason = match insn.helper() {
+            None => "calls to BPF subprograms or kfuncs are not modelled".to_string(),
+            Some(helper) if !MODELLED.contains(&helper) => format!("{helper} is not modelled"),
+            Some(_) => return None,
         };
         Some(Unknown { pc, reason })
     })
@@ -638,19 +640,27 @@ fn set(state: &mut State, r: u8, value: Val) {
 }
 
 fn step(state: &mut State, insn: &Insn, insns: &[Insn], inputs: &Inputs) -> Result<Step, Unknown> {
-    let class = insn.code & 0x07;
-    match class {
-        0x07 | 0x04 => alu(state, insn, class == 0x07).map(|_| next(state)),
-        0x05 | 0x06 => jump(state, insn, class == 0x06, insns, inputs),
-        0x01 => {
-            load(state, insn)?;
+    match insn.opcode {
+        Opcode::Alu {
+            wide,
+            op: AluOp::End,
+            source,
+        } => byte_swap(state, insn, wide, source).map(|_| next(state)),
+        Opcode::Alu { wide, op, source } => alu(state, insn, wide, op, source).map(|_| next(state)),
+        Opcode::Jmp { wide, op, source } => jump(state, insn, wide, op, source, insns, inputs),
+        Opcode::Load { size, sign_extend } => {
+            load(state, insn, size, sign_extend)?;
             Ok(next(state))
         }
-        0x02 | 0x03 => {
-            store(state, insn)?;
+        Opcode::Store { size, source } => {
+            store(state, insn, size, source)?;
             Ok(next(state))
         }
-        0x00 if insn.is_lddw() => {
+        Opcode::Atomic { size } => {
+            atomic(state, insn, size)?;
+            Ok(next(state))
+        }
+        Opcode::LoadImm64 => {
             let value = match &insn.target {
                 Some(Target::Map(name)) => Val::Map(name.clone()),
                 Some(Target::Value { map, offset }) => Val::Ptr {
@@ -671,10 +681,7 @@ fn step(state: &mut State, insn: &Insn, insns: &[Insn], inputs: &Inputs) -> Resu
             set(state, insn.dst, value);
             Ok(next(state))
         }
-        _ => Err(unknown(
-            state,
-            format!("instruction code {:#04x} is not modelled", insn.code),
-        )),
+        other => Err(unknown(state, format!("{other:?} is not modelled"))),
     }
 }
 
@@ -683,14 +690,15 @@ fn next(state: &mut State) -> Step {
     Step::Next
 }
 
-fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
-    let op = insn.code & 0xf0;
-    let from_reg = insn.code & 0x08 != 0;
+fn alu(
+    state: &mut State,
+    insn: &Insn,
+    wide: bool,
+    op: AluOp,
+    source: Source,
+) -> Result<(), Unknown> {
     let bits = if wide { 64 } else { 32 };
-    if op == 0xd0 {
-        return byte_swap(state, insn, wide);
-    }
-    let src_val = if from_reg {
+    let src_val = if source == Source::Reg {
         Some(reg(state, insn.src)?)
     } else {
         None
@@ -699,21 +707,21 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
     if wide {
         let dst_val = state.regs[insn.dst as usize].clone();
         match (op, dst_val.as_ref(), src_val.as_ref()) {
-            (0xb0, _, Some(ptr @ (Val::Ptr { .. } | Val::Map(_)))) => {
+            (AluOp::Mov, _, Some(ptr @ (Val::Ptr { .. } | Val::Map(_)))) => {
                 set(state, insn.dst, ptr.clone());
                 return Ok(());
             }
-            (0x10, Some(Val::Ptr { off: a, .. }), Some(Val::Ptr { off: b, .. })) => {
+            (AluOp::Sub, Some(Val::Ptr { off: a, .. }), Some(Val::Ptr { off: b, .. })) => {
                 set(state, insn.dst, Val::Scalar(a.bvsub(b)));
                 return Ok(());
             }
-            (0x00 | 0x10, Some(Val::Ptr { region, off }), _) => {
+            (AluOp::Add | AluOp::Sub, Some(Val::Ptr { region, off }), _) => {
                 let delta = match &src_val {
                     Some(Val::Scalar(v)) => v.clone(),
                     None => BV::from_i64(i64::from(insn.imm), 64),
                     _ => return Err(unknown(state, "arithmetic on two pointers")),
                 };
-                let off = if op == 0x00 {
+                let off = if op == AluOp::Add {
                     off.bvadd(&delta)
                 } else {
                     off.bvsub(&delta)
@@ -728,7 +736,7 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
                 );
                 return Ok(());
             }
-            (0x00, Some(Val::Scalar(n)), Some(Val::Ptr { region, off })) => {
+            (AluOp::Add, Some(Val::Scalar(n)), Some(Val::Ptr { region, off })) => {
                 set(
                     state,
                     insn.dst,
@@ -739,8 +747,8 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
                 );
                 return Ok(());
             }
-            (_, Some(Val::Ptr { .. } | Val::Map(_)), _) if op != 0xb0 => {
-                return Err(unknown(state, format!("ALU op {op:#04x} on a pointer")));
+            (_, Some(Val::Ptr { .. } | Val::Map(_)), _) if op != AluOp::Mov => {
+                return Err(unknown(state, format!("{op:?} on a pointer")));
             }
             _ => {}
         }
@@ -751,7 +759,7 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
         None => BV::from_i64(i64::from(insn.imm), 64),
     };
     let src = if wide { src } else { src.extract(31, 0) };
-    let dst_full = if op == 0xb0 {
+    let dst_full = if op == AluOp::Mov {
         bv(0, 64)
     } else {
         scalar(state, insn.dst)?
@@ -765,10 +773,10 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
     let shift_mask = bv(u64::from(bits - 1), bits);
     let signed = insn.off == 1;
     let result = match op {
-        0x00 => dst.bvadd(&src),
-        0x10 => dst.bvsub(&src),
-        0x20 => dst.bvmul(&src),
-        0x30 | 0x90 if !signed && src.simplify().as_u64().is_some_and(|c| c != 0) => {
+        AluOp::Add => dst.bvadd(&src),
+        AluOp::Sub => dst.bvsub(&src),
+        AluOp::Mul => dst.bvmul(&src),
+        AluOp::Div | AluOp::Mod if !signed && src.simplify().as_u64().is_some_and(|c| c != 0) => {
             // Unsigned division by a constant: a fresh quotient q with q·c ≤ x < q·c + c
             // (exact, and multiplication by a constant is cheap where a divider circuit is
             // not).
@@ -780,13 +788,13 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
                 product.bvule(wide(&dst)),
                 wide(&dst).bvult(product.bvadd(wide(&c))),
             ]));
-            if op == 0x30 {
+            if op == AluOp::Div {
                 q
             } else {
                 dst.bvsub(q.bvmul(&c))
             }
         }
-        0x30 => {
+        AluOp::Div => {
             let q = if signed {
                 dst.bvsdiv(&src)
             } else {
@@ -794,7 +802,7 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
             };
             src.eq(&zero).ite(&zero, &q)
         }
-        0x90 => {
+        AluOp::Mod => {
             let r = if signed {
                 dst.bvsrem(&src)
             } else {
@@ -803,14 +811,14 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
             // x % 0 leaves x (truncated to 32 bits for the 32-bit form).
             src.eq(&zero).ite(&dst, &r)
         }
-        0x40 => dst.bvor(&src),
-        0x50 => dst.bvand(&src),
-        0xa0 => dst.bvxor(&src),
-        0x60 => dst.bvshl(src.bvand(&shift_mask)),
-        0x70 => dst.bvlshr(src.bvand(&shift_mask)),
-        0xc0 => dst.bvashr(src.bvand(&shift_mask)),
-        0x80 => dst.bvneg(),
-        0xb0 => match insn.off {
+        AluOp::Or => dst.bvor(&src),
+        AluOp::And => dst.bvand(&src),
+        AluOp::Xor => dst.bvxor(&src),
+        AluOp::Lsh => dst.bvshl(src.bvand(&shift_mask)),
+        AluOp::Rsh => dst.bvlshr(src.bvand(&shift_mask)),
+        AluOp::Arsh => dst.bvashr(src.bvand(&shift_mask)),
+        AluOp::Neg => dst.bvneg(),
+        AluOp::Mov => match insn.off {
             0 => src,
             8 | 16 | 32 if (insn.off as u32) < bits => {
                 let width = insn.off as u32;
@@ -823,19 +831,14 @@ fn alu(state: &mut State, insn: &Insn, wide: bool) -> Result<(), Unknown> {
                 ));
             }
         },
-        other => {
-            return Err(unknown(
-                state,
-                format!("ALU op {other:#04x} is not modelled"),
-            ));
-        }
+        AluOp::End => unreachable!("byte swaps are their own step"),
     };
     let result = if wide { result } else { result.zero_ext(32) };
     set(state, insn.dst, Val::Scalar(result));
     Ok(())
 }
 
-fn byte_swap(state: &mut State, insn: &Insn, alu64: bool) -> Result<(), Unknown> {
+fn byte_swap(state: &mut State, insn: &Insn, alu64: bool, source: Source) -> Result<(), Unknown> {
     let value = scalar(state, insn.dst)?;
     let width = insn.imm as u32;
     if !matches!(width, 16 | 32 | 64) {
@@ -843,7 +846,7 @@ fn byte_swap(state: &mut State, insn: &Insn, alu64: bool) -> Result<(), Unknown>
     }
     let low = value.extract(width - 1, 0);
     // On a little-endian machine `to le` only truncates; `to be` and the v4 `bswap` swap.
-    let swap = alu64 || insn.code & 0x08 != 0;
+    let swap = alu64 || source == Source::Reg;
     let out = if swap {
         let bytes: Vec<BV> = (0..width / 8)
             .map(|i| low.extract(i * 8 + 7, i * 8))
@@ -867,11 +870,13 @@ fn byte_swap(state: &mut State, insn: &Insn, alu64: bool) -> Result<(), Unknown>
 fn jump(
     state: &mut State,
     insn: &Insn,
-    narrow: bool,
+    wide: bool,
+    op: JmpOp,
+    source: Source,
     insns: &[Insn],
     inputs: &Inputs,
 ) -> Result<Step, Unknown> {
-    let op = insn.code & 0xf0;
+    let narrow = !wide;
     // Jump offsets count 8-byte slots, and a wide `lddw` takes two: map the target slot back
     // to an instruction index.
     let slot_of = |index: usize| {
@@ -893,7 +898,7 @@ fn jump(
         if acc == slot { insns.len() } else { usize::MAX }
     };
     match op {
-        0x00 => {
+        JmpOp::Ja => {
             let off = if narrow {
                 i64::from(insn.imm)
             } else {
@@ -902,25 +907,25 @@ fn jump(
             state.pc = target_of(off);
             return Ok(Step::Next);
         }
-        0x90 => return Ok(Step::Exit),
-        0x80 => {
-            if insn.src != 0 {
+        JmpOp::Exit => return Ok(Step::Exit),
+        JmpOp::Call => {
+            let Some(helper) = insn.helper() else {
                 return Err(unknown(
                     state,
                     "calls to BPF subprograms or kfuncs are not modelled",
                 ));
-            }
-            if insn.imm == HELPER_MAP_LOOKUP {
+            };
+            if helper == Helper::MAP_LOOKUP_ELEM {
                 return map_lookup(state);
             }
-            call(state, insn.imm, inputs)?;
+            call(state, helper, inputs)?;
             return Ok(next(state));
         }
         _ => {}
     }
     let target = target_of(i64::from(insn.off));
     let lhs = reg(state, insn.dst)?;
-    let rhs = if insn.code & 0x08 != 0 {
+    let rhs = if source == Source::Reg {
         reg(state, insn.src)?
     } else {
         Val::Scalar(BV::from_i64(i64::from(insn.imm), 64))
@@ -948,38 +953,24 @@ fn jump(
         (a, b)
     };
     let cond = match op {
-        0x10 => a.eq(&b),
-        0x50 => a.eq(&b).not(),
-        0x20 => a.bvugt(&b),
-        0x30 => a.bvuge(&b),
-        0xa0 => a.bvult(&b),
-        0xb0 => a.bvule(&b),
-        0x60 => a.bvsgt(&b),
-        0x70 => a.bvsge(&b),
-        0xc0 => a.bvslt(&b),
-        0xd0 => a.bvsle(&b),
-        0x40 => {
+        JmpOp::Jeq => a.eq(&b),
+        JmpOp::Jne => a.eq(&b).not(),
+        JmpOp::Jgt => a.bvugt(&b),
+        JmpOp::Jge => a.bvuge(&b),
+        JmpOp::Jlt => a.bvult(&b),
+        JmpOp::Jle => a.bvule(&b),
+        JmpOp::Jsgt => a.bvsgt(&b),
+        JmpOp::Jsge => a.bvsge(&b),
+        JmpOp::Jslt => a.bvslt(&b),
+        JmpOp::Jsle => a.bvsle(&b),
+        JmpOp::Jset => {
             let width = a.get_size();
             a.bvand(&b).eq(bv(0, width)).not()
         }
-        other => {
-            return Err(unknown(
-                state,
-                format!("jump op {other:#04x} is not modelled"),
-            ));
-        }
+        JmpOp::Ja | JmpOp::Exit | JmpOp::Call => unreachable!("handled above"),
     };
     Ok(Step::Fork { cond, target })
 }
-
-const HELPER_MAP_LOOKUP: i32 = 1;
-const HELPER_MAP_UPDATE: i32 = 2;
-const HELPER_MAP_DELETE: i32 = 3;
-const HELPER_KTIME: i32 = 5;
-const HELPER_PRANDOM: i32 = 7;
-const HELPER_SPIN_LOCK: i32 = 93;
-const HELPER_SPIN_UNLOCK: i32 = 94;
-const HELPER_RINGBUF_OUTPUT: i32 = 130;
 
 fn map_arg(state: &State, r: u8) -> Result<String, Unknown> {
     match reg(state, r)? {
@@ -988,9 +979,9 @@ fn map_arg(state: &State, r: u8) -> Result<String, Unknown> {
     }
 }
 
-fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> {
+fn call(state: &mut State, helper: Helper, inputs: &Inputs) -> Result<(), Unknown> {
     let result = match helper {
-        HELPER_PRANDOM => {
+        Helper::GET_PRANDOM_U32 => {
             if state.draws_used > 255 {
                 return Err(unknown(state, "more than 256 random draws"));
             }
@@ -999,7 +990,7 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             let draw = inputs.draws.select(&index).as_bv().expect("a 32-bit draw");
             Val::Scalar(draw.zero_ext(32))
         }
-        HELPER_KTIME => {
+        Helper::KTIME_GET_NS => {
             let time = if state.times.is_empty() {
                 inputs.now.clone()
             } else {
@@ -1008,17 +999,17 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             state.times.push(time.clone());
             Val::Scalar(time)
         }
-        HELPER_SPIN_LOCK => {
+        Helper::SPIN_LOCK => {
             // Sequentially a lock does nothing; the race check uses the sections it marks.
             state.locks_taken += 1;
             state.lock = Some(state.locks_taken);
             Val::Scalar(bv(0, 64))
         }
-        HELPER_SPIN_UNLOCK => {
+        Helper::SPIN_UNLOCK => {
             state.lock = None;
             Val::Scalar(bv(0, 64))
         }
-        HELPER_MAP_UPDATE => {
+        Helper::MAP_UPDATE_ELEM => {
             let map = map_arg(state, 1)?;
             let key = read_ptr_bits(state, 2, key_bits(state, &map)?)?;
             let value = read_ptr_bits(state, 3, value_bits(state, &map)?)?;
@@ -1029,7 +1020,7 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             entry.values = entry.values.store(&key, &value);
             Val::Scalar(bv(0, 64))
         }
-        HELPER_MAP_DELETE => {
+        Helper::MAP_DELETE_ELEM => {
             let map = map_arg(state, 1)?;
             let key = read_ptr_bits(state, 2, key_bits(state, &map)?)?;
             state.map_keys.push((map.clone(), key.clone()));
@@ -1042,7 +1033,7 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             entry.present = entry.present.store(&key, &Bool::from_bool(false));
             Val::Scalar(was.ite(&bv(0, 64), &BV::from_i64(-2, 64)))
         }
-        HELPER_RINGBUF_OUTPUT => {
+        Helper::RINGBUF_OUTPUT => {
             let map = map_arg(state, 1)?;
             let size = scalar(state, 3)?
                 .simplify()
@@ -1055,7 +1046,7 @@ fn call(state: &mut State, helper: i32, inputs: &Inputs) -> Result<(), Unknown> 
             state.records.push((map, bytes));
             Val::Scalar(bv(0, 64))
         }
-        other => return Err(unknown(state, format!("helper #{other} is not modelled"))),
+        other => return Err(unknown(state, format!("{other} is not modelled"))),
     };
     set(state, 0, result);
     for r in 1..=5 {
@@ -1111,18 +1102,8 @@ fn read_ptr_bits(state: &State, r: u8, bits: u32) -> Result<BV, Unknown> {
     }
 }
 
-fn mem_size(code: u8) -> u32 {
-    match code & 0x18 {
-        0x00 => 4,
-        0x08 => 2,
-        0x10 => 1,
-        _ => 8,
-    }
-}
-
-fn load(state: &mut State, insn: &Insn) -> Result<(), Unknown> {
-    let mode = insn.code & 0xe0;
-    let size = mem_size(insn.code);
+fn load(state: &mut State, insn: &Insn, size: Size, sign_extend: bool) -> Result<(), Unknown> {
+    let size = size.bytes();
     let Val::Ptr { region, off } = reg(state, insn.src)? else {
         return Err(unknown(
             state,
@@ -1135,17 +1116,7 @@ fn load(state: &mut State, insn: &Insn) -> Result<(), Unknown> {
         ctx_load(state, &off, size)?
     } else {
         let raw = read(state, &region, &off, size)?;
-        let value = match mode {
-            0x60 => extend(raw, size, false),
-            0x80 => extend(raw, size, true),
-            other => {
-                return Err(unknown(
-                    state,
-                    format!("load mode {other:#04x} is not modelled"),
-                ));
-            }
-        };
-        Val::Scalar(value)
+        Val::Scalar(extend(raw, size, sign_extend))
     };
     set(state, insn.dst, value);
     Ok(())
@@ -1248,19 +1219,11 @@ fn select_byte(array: &Array, index: &BV) -> BV {
     array.select(index).as_bv().expect("a byte")
 }
 
-fn store(state: &mut State, insn: &Insn) -> Result<(), Unknown> {
-    let size = mem_size(insn.code);
-    let mode = insn.code & 0xe0;
-    let Val::Ptr { region, off } = reg(state, insn.dst)? else {
-        return Err(unknown(
-            state,
-            "a store through something that is not a pointer",
-        ));
-    };
-    let off = off.bvadd(BV::from_i64(i64::from(insn.off), 64));
-    let class_stx = insn.code & 0x07 == 0x03;
-    let value = if class_stx {
-        match reg(state, insn.src)? {
+fn store(state: &mut State, insn: &Insn, size: Size, source: Source) -> Result<(), Unknown> {
+    let size = size.bytes();
+    let (region, off) = pointer_at(state, insn)?;
+    let value = match source {
+        Source::Reg => match reg(state, insn.src)? {
             Val::Scalar(v) => v,
             _ => {
                 return Err(unknown(
@@ -1268,23 +1231,23 @@ fn store(state: &mut State, insn: &Insn) -> Result<(), Unknown> {
                     "storing a pointer to memory is not modelled",
                 ));
             }
-        }
-    } else {
-        BV::from_i64(i64::from(insn.imm), 64)
+        },
+        Source::Imm => BV::from_i64(i64::from(insn.imm), 64),
     };
-    let bits = size * 8;
-    let value = value.extract(bits - 1, 0);
-    match mode {
-        0x60 => {
-            record_access(state, AccessKind::Store, &region, &off, size);
-            write(state, &region, &off, &value)
-        }
-        0xc0 if class_stx => atomic(state, insn, &region, &off, value, size),
-        other => Err(unknown(
+    let value = value.extract(size * 8 - 1, 0);
+    record_access(state, AccessKind::Store, &region, &off, size);
+    write(state, &region, &off, &value)
+}
+
+/// The region and offset `dst + off` points at, for a store.
+fn pointer_at(state: &State, insn: &Insn) -> Result<(Region, BV), Unknown> {
+    let Val::Ptr { region, off } = reg(state, insn.dst)? else {
+        return Err(unknown(
             state,
-            format!("store mode {other:#04x} is not modelled"),
-        )),
-    }
+            "a store through something that is not a pointer",
+        ));
+    };
+    Ok((region, off.bvadd(BV::from_i64(i64::from(insn.off), 64))))
 }
 
 fn record_access(state: &mut State, kind: AccessKind, region: &Region, off: &BV, size: u32) {
@@ -1308,14 +1271,17 @@ fn record_access(state: &mut State, kind: AccessKind, region: &Region, off: &BV,
     });
 }
 
-fn atomic(
-    state: &mut State,
-    insn: &Insn,
-    region: &Region,
-    off: &BV,
-    value: BV,
-    size: u32,
-) -> Result<(), Unknown> {
+fn atomic(state: &mut State, insn: &Insn, size: Size) -> Result<(), Unknown> {
+    let size = size.bytes();
+    let (region, off) = pointer_at(state, insn)?;
+    let (region, off) = (&region, &off);
+    let Val::Scalar(value) = reg(state, insn.src)? else {
+        return Err(unknown(
+            state,
+            "storing a pointer to memory is not modelled",
+        ));
+    };
+    let value = value.extract(size * 8 - 1, 0);
     record_access(state, AccessKind::Atomic, region, off, size);
     if size != 4 && size != 8 {
         return Err(unknown(
@@ -1324,26 +1290,25 @@ fn atomic(
         ));
     }
     let old = read(state, region, off, size)?;
-    let fetch = insn.imm & 0x01 != 0;
-    let new = match insn.imm & !0x01 {
-        0x00 => old.bvadd(&value),
-        0x40 => old.bvor(&value),
-        0x50 => old.bvand(&value),
-        0xa0 => old.bvxor(&value),
-        0xe0 => value.clone(),
-        0xf0 => {
+    let Some((op, fetch)) = AtomicOp::decode(insn.imm) else {
+        return Err(unknown(
+            state,
+            format!("atomic operation {:#04x} is not modelled", insn.imm),
+        ));
+    };
+    let new = match op {
+        AtomicOp::Add => old.bvadd(&value),
+        AtomicOp::Or => old.bvor(&value),
+        AtomicOp::And => old.bvand(&value),
+        AtomicOp::Xor => old.bvxor(&value),
+        AtomicOp::Xchg => value.clone(),
+        AtomicOp::Cmpxchg => {
             // cmpxchg: compare with r0, write src if equal, r0 gets the old value.
             let expected = scalar(state, 0)?.extract(size * 8 - 1, 0);
             let new = old.eq(&expected).ite(&value, &old);
             write(state, region, off, &new)?;
             set(state, 0, Val::Scalar(extend(old, size, false)));
             return Ok(());
-        }
-        other => {
-            return Err(unknown(
-                state,
-                format!("atomic op {other:#04x} is not modelled"),
-            ));
         }
     };
     write(state, region, off, &new)?;

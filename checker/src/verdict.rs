@@ -9,7 +9,7 @@ use z3::Model;
 use z3::ast::{BV, Bool};
 
 use simplebpf_compiler::kernel::Entries;
-use simplebpf_compiler::object_model::{BpfObject, MapKind};
+use simplebpf_compiler::object_model::{BpfObject, Helper, MapKind};
 
 use crate::contract::{Place, VarPlace};
 use crate::policy;
@@ -212,15 +212,11 @@ impl Counterexample {
                 sections_pre.insert(map.name.clone(), bytes);
             }
         }
-        let calls = |helper: i32| -> Vec<usize> {
+        let calls = |helper: Helper| -> Vec<usize> {
             path.trace
                 .iter()
                 .copied()
-                .filter(|&pc| {
-                    insns
-                        .get(pc)
-                        .is_some_and(|i| i.code == 0x85 && i.src == 0 && i.imm == helper)
-                })
+                .filter(|&pc| insns.get(pc).is_some_and(|i| i.helper() == Some(helper)))
                 .collect()
         };
         let program_records = path
@@ -251,8 +247,8 @@ impl Counterexample {
             maps_pre,
             map_scope,
             sections_pre,
-            draw_sites: calls(7),
-            time_sites: calls(5),
+            draw_sites: calls(Helper::GET_PRANDOM_U32),
+            time_sites: calls(Helper::KTIME_GET_NS),
             later_times: path
                 .later_times
                 .iter()

@@ -1,5 +1,6 @@
 //! Different compilations of the same correct C are all proven (no false alarms): -O1, -O2,
-//! -Os and -mcpu=v2, v3, v4 of what the backend emits for every example.
+//! -Os and -mcpu=v2, v3, v4 of what the backend emits for every example; and every object's
+//! code comes back byte for byte through the typed instruction decoder and encoder.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use simplebpf_checker::{Options, Verdict, check};
 use simplebpf_compiler::clang::{ClangOptions, Cpu, OptLevel};
-use simplebpf_compiler::object_model::BpfObject;
+use simplebpf_compiler::object_model::{BpfObject, code_sections, insn};
 
 const COMPILATIONS: &[(OptLevel, Cpu)] = &[
     (OptLevel::O1, Cpu::V3),
@@ -29,6 +30,13 @@ fn every_compilation_of_correct_c_is_proven() {
                 ..ClangOptions::default()
             };
             let elf = support::compile(&c, &options);
+            for (section, bytes) in code_sections(&elf).unwrap() {
+                assert_eq!(
+                    insn::encode(&insn::decode(&bytes)),
+                    bytes,
+                    "{name} {opt:?} {cpu:?}: {section} does not survive decode and encode"
+                );
+            }
             let object = BpfObject::parse(&elf).unwrap();
             let verdict = check(
                 &program,

@@ -3,9 +3,17 @@
 //! global it loads resolved by name; maps and global-data sections carry their sizes; each
 //! global has its section and offset. The checker reads only this, so it can check any object.
 
+mod btf;
+mod helper;
+pub mod insn;
+
 use std::collections::{BTreeMap, HashSet};
 
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+pub use btf::{BtfFacts, GlobalFacts};
+pub use helper::Helper;
+pub use insn::{Insn, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -29,40 +37,6 @@ fn list_others(others: &[String]) -> String {
         String::new()
     } else {
         format!(" (it has {}: not XDP)", others.join(", "))
-    }
-}
-
-/// What a wide load refers to after relocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// The address of a map (`src_reg` 1, `BPF_PSEUDO_MAP_FD`).
-    Map(String),
-    /// An address inside a map's value: a global-data section plus an offset (`src_reg` 2).
-    Value { map: String, offset: u32 },
-}
-
-/// One instruction; `lddw` is one instruction with `slots == 2`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    pub dst: u8,
-    pub src: u8,
-    pub off: i16,
-    pub imm: i32,
-    /// The high 32 bits of a wide immediate.
-    pub imm_hi: i32,
-    pub slots: u8,
-    pub target: Option<Target>,
-}
-
-impl Insn {
-    pub fn is_lddw(&self) -> bool {
-        self.code == 0x18
-    }
-
-    /// `ja +0`: a jump to the next instruction, which clang emits for alignment; not counted.
-    pub fn is_nop_jump(&self) -> bool {
-        self.code == 0x05 && self.off == 0
     }
 }
 
@@ -114,6 +88,8 @@ pub struct BpfObject {
     pub programs: Vec<ProgramModel>,
     pub maps: Vec<MapModel>,
     pub globals: Vec<Global>,
+    /// What the object's BTF says about its globals and maps, when it has readable BTF.
+    pub btf: Option<BtfFacts>,
 }
 
 const SENTINEL_FD_BASE: i32 = 10_000;
@@ -191,6 +167,7 @@ impl BpfObject {
             programs,
             maps,
             globals: globals(elf)?,
+            btf: btf_section(elf).and_then(|bytes| btf::read(&bytes)),
         })
     }
 
@@ -251,42 +228,54 @@ pub fn choose_xdp<'a>(
     }
 }
 
+/// The typed instructions of a relocated function, each wide load naming the map or global
+/// its sentinel descriptor stands for.
 fn decode(raw: &[aya_obj::generated::bpf_insn], by_fd: &BTreeMap<i32, String>) -> Vec<Insn> {
-    let mut insns = Vec::new();
-    let mut index = 0;
-    while index < raw.len() {
-        let insn = &raw[index];
-        let (dst, src) = (insn.dst_reg(), insn.src_reg());
-        let mut model = Insn {
-            code: insn.code,
-            dst,
-            src,
-            off: insn.off,
-            imm: insn.imm,
-            imm_hi: 0,
-            slots: 1,
-            target: None,
-        };
-        if insn.code == 0x18 && index + 1 < raw.len() {
-            let next = &raw[index + 1];
-            model.slots = 2;
-            model.imm_hi = next.imm;
-            let map = by_fd.get(&insn.imm).cloned();
-            model.target = match (src, map) {
-                (1, Some(map)) => Some(Target::Map(map)),
-                (2, Some(map)) => Some(Target::Value {
-                    map,
-                    offset: next.imm as u32,
-                }),
-                _ => None,
-            };
-            index += 2;
-        } else {
-            index += 1;
+    let bytes: Vec<u8> = raw
+        .iter()
+        .flat_map(|insn| {
+            let mut slot = vec![insn.code, (insn.src_reg() << 4) | insn.dst_reg()];
+            slot.extend_from_slice(&insn.off.to_le_bytes());
+            slot.extend_from_slice(&insn.imm.to_le_bytes());
+            slot
+        })
+        .collect();
+    let mut insns = insn::decode(&bytes);
+    for insn in &mut insns {
+        if !insn.is_lddw() || insn.slots != 2 {
+            continue;
         }
-        insns.push(model);
+        insn.target = match (insn.src, by_fd.get(&insn.imm).cloned()) {
+            (insn::PSEUDO_MAP_FD, Some(map)) => Some(Target::Map(map)),
+            (insn::PSEUDO_MAP_VALUE, Some(map)) => Some(Target::Value {
+                map,
+                offset: insn.imm_hi as u32,
+            }),
+            _ => None,
+        };
     }
     insns
+}
+
+/// The name and bytes of every code section of an ELF object (each program's and each
+/// subprogram's instructions as the file holds them, before relocation).
+pub fn code_sections(elf: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ObjectError> {
+    let file = object::File::parse(elf).map_err(|err| ObjectError::Parse(err.to_string()))?;
+    Ok(file
+        .sections()
+        .filter(|section| section.kind() == object::SectionKind::Text)
+        .filter_map(|section| {
+            let name = section.name().ok()?.to_string();
+            Some((name, section.data().ok()?.to_vec()))
+        })
+        .collect())
+}
+
+/// The bytes of the `.BTF` section, if there is one.
+fn btf_section(elf: &[u8]) -> Option<Vec<u8>> {
+    let file = object::File::parse(elf).ok()?;
+    let section = file.section_by_name(".BTF")?;
+    section.data().ok().map(<[u8]>::to_vec)
 }
 
 fn file_offset(elf: &[u8], section: usize, offset: usize) -> Option<u64> {
