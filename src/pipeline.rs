@@ -10,6 +10,7 @@ use simplebpf_checker::Verdict;
 use simplebpf_compiler::backend::{self, Emitted};
 use simplebpf_compiler::cancel::Cancel;
 use simplebpf_compiler::clang::{self, ClangError, ClangOptions, Source};
+use simplebpf_compiler::contract::{self, Contract, ContractError};
 use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
 use simplebpf_compiler::measure::{self, KernelNumbers};
 use simplebpf_compiler::object_model::{BpfObject, ObjectError};
@@ -73,6 +74,8 @@ pub enum BuildError {
     Clang(#[from] ClangError),
     #[error("the compiled object cannot be read")]
     Object(#[from] ObjectError),
+    #[error("the compiled object does not follow the state contract")]
+    Contract(#[from] ContractError),
     #[error("the kernel verifier rejected the generated program")]
     Verifier { log: String },
     #[error(transparent)]
@@ -152,6 +155,7 @@ pub fn build_emitted(
     let elf_insns = object
         .xdp_program(Some(&emitted.function))?
         .elf_instruction_count();
+    let contract = contract::read(program, &object)?;
     cancel.check()?;
 
     let checker = if options.test_hooks {
@@ -182,19 +186,23 @@ pub fn build_emitted(
     cancel.check()?;
     let kernel = match options.kernel {
         KernelUse::Skip => KernelSection::skipped("--no-kernel"),
-        KernelUse::Use => match load_and_measure(program, &emitted, &elf, &object, options.port) {
-            Ok((_, numbers)) => KernelSection::measured(numbers),
-            Err(BuildError::Kernel(err))
-                if err.is_missing_capability() && !kernel::kernel_required() =>
-            {
-                eprintln!("note: {err}; reporting static numbers only");
-                KernelSection::skipped(&err.to_string())
+        KernelUse::Use => {
+            match load_and_measure(program, &emitted, &contract, &elf, options.port) {
+                Ok((_, numbers)) => KernelSection::measured(numbers),
+                Err(BuildError::Kernel(err))
+                    if err.is_missing_capability() && !kernel::kernel_required() =>
+                {
+                    eprintln!("note: {err}; reporting static numbers only");
+                    KernelSection::skipped(&err.to_string())
+                }
+                Err(err) => return Err(err),
             }
-            Err(err) => return Err(err),
-        },
+        }
     };
     cancel.check()?;
-    let report = Report::new(name, options, &emitted, &elf, elf_insns, kernel, checker);
+    let report = Report::new(
+        name, options, &emitted, &contract, &elf, elf_insns, kernel, checker,
+    );
     Ok(Built {
         name: name.to_string(),
         emitted,
@@ -209,8 +217,8 @@ pub fn build_emitted(
 pub fn load_and_measure(
     program: &simplebpf_dsl::ir::Program,
     emitted: &Emitted,
+    contract: &Contract,
     elf: &[u8],
-    object: &BpfObject,
     port: u16,
 ) -> Result<(LoadedProgram, KernelNumbers), BuildError> {
     let loaded = match LoadedProgram::load(elf, Some(&emitted.function)) {
@@ -223,7 +231,7 @@ pub fn load_and_measure(
             "init failed at load time: {err}"
         )))
     })?;
-    state_io::write_state(&loaded, object, &emitted.layout, &initial.state)?;
+    state_io::write_state(&loaded, contract, &initial.state)?;
     let numbers = measure::measure(&loaded, port)?;
     Ok((loaded, numbers))
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value as Json, json};
 use simplebpf_checker::Verdict;
 use simplebpf_compiler::backend::Emitted;
-use simplebpf_compiler::backend::layout::Storage;
 use simplebpf_compiler::clang;
+use simplebpf_compiler::contract::{Contract, Place};
 use simplebpf_compiler::measure::{self, KernelNumbers};
 
 use crate::outputs::sha256_hex;
@@ -93,32 +93,34 @@ impl Report {
         policy: &str,
         options: &BuildOptions,
         emitted: &Emitted,
+        contract: &Contract,
         elf: &[u8],
         elf_insns: usize,
         kernel: KernelSection,
         checker: CheckerSection,
     ) -> Report {
-        let state = emitted
-            .layout
+        let state = contract
             .vars
             .iter()
             .map(|var| {
-                let (storage, scale) = match &var.storage {
-                    Storage::Global(scalar) => ("global", scalar.scale.as_ref()),
-                    Storage::Folded(_) => ("constant", None),
-                    Storage::HashMap { value, .. } => ("hash map", value.scale.as_ref()),
-                    Storage::RingBuf { element } => ("ring buffer", element.scale.as_ref()),
-                };
                 let mut entry = json!({
                     "name": var.name,
                     "type": var.ty.to_string(),
-                    "storage": storage,
                 });
-                if let Some(scale) = scale {
-                    entry["scale"] = json!(scale.to_string());
+                match &var.place {
+                    Place::Global(global) => {
+                        entry["storage"] = json!("global");
+                        entry["section"] = json!(global.section);
+                    }
+                    Place::Constant(value) => {
+                        entry["storage"] = json!("constant");
+                        entry["value"] = json!(value.to_string());
+                    }
+                    Place::HashMap { .. } => entry["storage"] = json!("hash map"),
+                    Place::RingBuf { .. } => entry["storage"] = json!("ring buffer"),
                 }
-                if let Storage::Folded(value) = &var.storage {
-                    entry["value"] = json!(value.to_string());
+                if let Some(scale) = &var.scale {
+                    entry["scale"] = json!(scale.to_string());
                 }
                 entry
             })
@@ -133,14 +135,13 @@ impl Report {
             kernel,
             clang_version: clang::version().unwrap_or_else(|err| err.to_string()),
             clang_flags: options.clang.flags(),
-            float_scales: emitted
-                .layout
+            float_scales: contract
                 .float_scales()
                 .into_iter()
                 .map(|(name, scale)| (name, scale.to_string()))
                 .collect(),
             state: Json::Array(state),
-            lock: emitted.layout.lock,
+            lock: contract.lock.is_some(),
             checker,
         }
     }

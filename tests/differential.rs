@@ -34,8 +34,8 @@ const SPECIAL_DRAWS: &[u32] = &[
 fn run_example(name: &str, path: &std::path::PathBuf, seed: u64) -> Option<usize> {
     let compiled = common::compile(name, path, true);
     let mut loaded = common::load_or_skip(&compiled.elf, name)?;
-    let layout = &compiled.emitted.layout;
-    assert!(layout.test_hooks);
+    assert!(compiled.emitted.layout.test_hooks);
+    let contract = &compiled.contract;
     let program = &compiled.program;
     let initial = interp::load(program, &[], 0).unwrap().state;
     let mut rng = Rng::new(seed);
@@ -47,7 +47,7 @@ fn run_example(name: &str, path: &std::path::PathBuf, seed: u64) -> Option<usize
         } else {
             rng.below(1 << 62) + 1
         };
-        let pre = pre_state(&mut rng, layout, &initial, now);
+        let pre = pre_state(&mut rng, contract, &initial, now);
         let draws: Vec<u32> = (0..16)
             .map(|_| {
                 if rng.chance(40) {
@@ -58,12 +58,12 @@ fn run_example(name: &str, path: &std::path::PathBuf, seed: u64) -> Option<usize
             })
             .collect();
 
-        state_io::write_state(&loaded, &compiled.object, layout, &pre).unwrap();
+        state_io::write_state(&loaded, contract, &pre).unwrap();
         state_io::set_test_inputs(&loaded, &compiled.object, &draws, now).unwrap();
-        state_io::drain_records(&mut loaded, layout).unwrap();
+        state_io::drain_records(&mut loaded, contract).unwrap();
         let (action, _) = loaded.test_run(&frame, 1).unwrap();
-        let post = state_io::read_state(&loaded, &compiled.object, layout).unwrap();
-        let records = state_io::drain_records(&mut loaded, layout).unwrap();
+        let post = state_io::read_state(&loaded, contract).unwrap();
+        let records = state_io::drain_records(&mut loaded, contract).unwrap();
 
         let context = || {
             format!(

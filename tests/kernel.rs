@@ -311,7 +311,7 @@ fn no_update_is_lost_under_concurrent_load() {
     let payload = 100;
     let packet = measure::rpc_packet_ipv4(common::PORT, payload);
     hammer(&loaded, &packet, 2, REPEAT);
-    let state = state_io::read_state(&loaded, &compiled.object, &compiled.emitted.layout).unwrap();
+    let state = state_io::read_state(&loaded, &compiled.contract).unwrap();
     assert_eq!(state.vars["req_count"], Value::Int(2 * i64::from(REPEAT)));
     assert_eq!(
         state.vars["total_bytes"],
@@ -327,9 +327,9 @@ fn the_token_bucket_stays_within_its_bounds_under_concurrent_load() {
     let Some(loaded) = common::load_or_skip(&compiled.elf, "ratelimit") else {
         return;
     };
-    let layout = &compiled.emitted.layout;
+    let contract = &compiled.contract;
     let initial = interp::load(&compiled.program, &[], common::now_ns()).unwrap();
-    state_io::write_state(&loaded, &compiled.object, layout, &initial.state).unwrap();
+    state_io::write_state(&loaded, contract, &initial.state).unwrap();
     let limit = match &initial.state.vars["limit"] {
         Value::Float(limit) => limit.clone(),
         other => panic!("limit is {other}"),
@@ -345,7 +345,7 @@ fn the_token_bucket_stays_within_its_bounds_under_concurrent_load() {
         });
         // Sample the stored tokens while both CPUs run the program.
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let state = state_io::read_state(&loaded, &compiled.object, layout).unwrap();
+            let state = state_io::read_state(&loaded, contract).unwrap();
             let Value::Float(tokens) = &state.vars["tokens"] else {
                 panic!("tokens is not a float");
             };
@@ -357,7 +357,7 @@ fn the_token_bucket_stays_within_its_bounds_under_concurrent_load() {
         }
         runner.join().unwrap();
     });
-    let state = state_io::read_state(&loaded, &compiled.object, layout).unwrap();
+    let state = state_io::read_state(&loaded, contract).unwrap();
     let Value::Float(tokens) = &state.vars["tokens"] else {
         panic!("tokens is not a float");
     };

@@ -130,14 +130,14 @@ fn every_equivalent_verdict_holds_on_the_kernel() {
         let Some(loaded) = common::load_or_skip(&elf, "a random policy") else {
             return;
         };
-        let layout = &emitted.layout;
+        let contract = &simplebpf_compiler::contract::read(&program, &object).unwrap();
         let initial = interp::load(&program, &[], 0).unwrap().state;
         for case in 0..INPUTS {
             let frame = packet(&mut rng);
-            let pre = pre_state(&mut rng, layout, &initial, 0);
-            state_io::write_state(&loaded, &object, layout, &pre).unwrap();
+            let pre = pre_state(&mut rng, contract, &initial, 0);
+            state_io::write_state(&loaded, contract, &pre).unwrap();
             let (action, _) = loaded.test_run(&frame, 1).unwrap();
-            let post = state_io::read_state(&loaded, &object, layout).unwrap();
+            let post = state_io::read_state(&loaded, contract).unwrap();
             let (expected_action, expected_state) = match classify(&frame, PORT) {
                 Classification::NotRpc => (2, pre.clone()),
                 Classification::Rpc { payload_len } => {

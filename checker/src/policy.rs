@@ -17,8 +17,8 @@ use simplebpf_dsl::ir::{
 use z3::DeclKind;
 use z3::ast::{Array, Ast, BV, Bool};
 
-use crate::contract::{Place, VarPlace};
 use crate::symexec::{Inputs, Section};
+use simplebpf_compiler::contract::{Place, VarPlace};
 
 /// The widest float numerator the encoding builds; past it the verdict is "unknown".
 /// Every numerator is exactly as wide as its value can need (inputs are 64-bit; each add
@@ -311,12 +311,13 @@ pub fn encode(
         let value = match &var.place {
             Place::Constant(Value::Map(_)) | Place::Constant(Value::Vec(_)) => None,
             Place::Constant(v) => Some(constant(v)?),
-            Place::Global {
-                section,
-                offset,
-                size,
-            } => {
-                let raw = read_global(&inputs.sections, section, *offset, *size);
+            Place::Global(global) => {
+                let raw = read_global(
+                    &inputs.sections,
+                    &global.section,
+                    global.offset,
+                    global.size,
+                );
                 Some(decode(&raw, &var.ty, var.scale.as_ref()))
             }
             Place::HashMap { map } => {
@@ -324,17 +325,10 @@ pub fn encode(
                 maps.insert(map.clone(), (state.present.clone(), state.values.clone()));
                 None
             }
-            Place::RingBuf { len, .. } => match len.as_ref() {
-                Place::Global {
-                    section,
-                    offset,
-                    size,
-                } => Some(Sym::Bits(
-                    read_global(&inputs.sections, section, *offset, *size),
-                    Type::Uint,
-                )),
-                _ => None,
-            },
+            Place::RingBuf { len, .. } => Some(Sym::Bits(
+                read_global(&inputs.sections, &len.section, len.offset, len.size),
+                Type::Uint,
+            )),
         };
         vars.push(value);
     }

@@ -8,17 +8,17 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use simplebpf_compiler::backend::layout::Scalar;
+use simplebpf_compiler::contract::Codec;
 use simplebpf_compiler::kernel::LoadedProgram;
 use simplebpf_compiler::object_model::{BpfObject, Helper, Insn, MapKind};
 use simplebpf_dsl::interp::{self, Value};
 use simplebpf_dsl::ir::{Program, Type};
 
-use crate::contract::{self, Place};
 use crate::query::Options;
 use crate::reference;
 use crate::replay::{decode, decode_map, patch_call, vars_in_sections};
 use crate::verdict::{Counterexample, Verdict};
+use simplebpf_compiler::contract::Place;
 
 const DRAWS: &[u32] = &[0, 1 << 31, u32::MAX];
 const NOW: u64 = 1_000_000_000;
@@ -122,7 +122,7 @@ pub fn run(
     let started = Instant::now();
     let port = options.port;
     let name = options.program.as_deref();
-    let places = contract::places(program, object).ok()?;
+    let places = crate::query::places(program, object).ok()?;
     let sections: BTreeMap<String, Vec<u8>> = object
         .maps
         .iter()
@@ -271,12 +271,7 @@ fn encode(
     scale: Option<&num_bigint::BigInt>,
     size: u32,
 ) -> Option<Vec<u8>> {
-    let mut bytes = Scalar {
-        ty: ty.clone(),
-        scale: scale.cloned(),
-    }
-    .encode(value)
-    .ok()?;
+    let mut bytes = Codec::new(ty.clone(), scale.cloned()).encode(value).ok()?;
     if size > 8 {
         return None;
     }

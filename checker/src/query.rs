@@ -13,12 +13,12 @@ use z3::{Params, SatResult, Solver};
 
 use simplebpf_compiler::cancel::{Cancel, Interrupted};
 
-use crate::contract::{self, Place, VarPlace};
 use crate::filter;
 use crate::interrupt;
 use crate::policy::{self, PolicyOutcome, Sym};
 use crate::symexec::{self, AccessKind, Inputs, Location, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
+use simplebpf_compiler::contract::{self, GlobalPlace, Place, VarPlace};
 
 const XDP_DROP: u64 = 1;
 const XDP_PASS: u64 = 2;
@@ -73,7 +73,7 @@ pub fn check(
 fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -> Verdict {
     let started = Instant::now();
     let unknown = |reason: String| Verdict::Unknown { reason };
-    let places = match contract::places(program, object) {
+    let places = match places(program, object) {
         Ok(places) => places,
         Err(reason) => return unknown(reason),
     };
@@ -81,7 +81,11 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
         Ok(p) => p,
         Err(err) => return unknown(err.to_string()),
     };
-    let fields: Vec<(&str, u64, u32)> = places.iter().filter_map(VarPlace::global).collect();
+    let fields: Vec<(&str, u64, u32)> = places
+        .iter()
+        .filter_map(VarPlace::global)
+        .map(|g| (g.section.as_str(), g.offset, g.size))
+        .collect();
     let inputs = symexec::fresh_inputs(object, &fields);
     let paths = match symexec::execute(
         &prog.insns,
@@ -241,6 +245,22 @@ fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs, cancel: &Cancel) -
     Answer::Unknown
 }
 
+/// Every state variable's place in the object, or why the object does not follow the
+/// contract.
+pub(crate) fn places(program: &Program, object: &BpfObject) -> Result<Vec<VarPlace>, String> {
+    contract::read(program, object)
+        .map(|contract| contract.vars)
+        .map_err(|err| err.to_string())
+}
+
+/// The stored bytes of a global as a term.
+fn read(
+    sections: &std::collections::BTreeMap<String, crate::symexec::Section>,
+    global: &GlobalPlace,
+) -> BV {
+    policy::read_global(sections, &global.section, global.offset, global.size)
+}
+
 /// The state variable an access touches, if any.
 fn variable_at<'p>(places: &'p [VarPlace], location: &Location) -> Option<&'p VarPlace> {
     places.iter().find(|var| match location {
@@ -248,8 +268,8 @@ fn variable_at<'p>(places: &'p [VarPlace], location: &Location) -> Option<&'p Va
             section: s,
             offset: o,
             size: n,
-        } => var.global().is_some_and(|(section, offset, size)| {
-            section == s && *o < offset + u64::from(size) && offset < o + u64::from(*n)
+        } => var.global().is_some_and(|g| {
+            g.section == *s && *o < g.offset + u64::from(g.size) && g.offset < o + u64::from(*n)
         }),
         Location::MapValue { map: m } => matches!(&var.place, Place::HashMap { map } if map == m),
     })
@@ -286,13 +306,9 @@ fn base_assumptions(inputs: &Inputs, places: &[VarPlace]) -> Vec<Bool> {
     ];
     for var in places {
         if var.ty == Type::Instant
-            && let Place::Global {
-                section,
-                offset,
-                size,
-            } = &var.place
+            && let Place::Global(global) = &var.place
         {
-            let stored = policy::read_global(&inputs.sections, section, *offset, *size);
+            let stored = read(&inputs.sections, global);
             facts.push(stored.bvule(&inputs.now));
         }
     }
@@ -316,13 +332,9 @@ fn differs(
     for (index, var) in places.iter().enumerate() {
         match &var.place {
             Place::Constant(_) => {}
-            Place::Global {
-                section,
-                offset,
-                size,
-            } => {
-                let post = policy::read_global(&path.sections, section, *offset, *size);
-                let pre = policy::read_global(&inputs.sections, section, *offset, *size);
+            Place::Global(global) => {
+                let post = read(&path.sections, global);
+                let pre = read(&inputs.sections, global);
                 let expected = policy.vars[index]
                     .clone()
                     .ok_or("a state value the policy lost")?;
@@ -347,20 +359,13 @@ fn differs(
                 differences.push(is_rpc.ite(&same_as_policy.not(), &unchanged.not()));
             }
             Place::RingBuf { map, len } => {
-                if let Place::Global {
-                    section,
-                    offset,
-                    size,
-                } = len.as_ref()
-                {
-                    let post = policy::read_global(&path.sections, section, *offset, *size);
-                    let pre = policy::read_global(&inputs.sections, section, *offset, *size);
-                    let expected = match &policy.vars[index] {
-                        Some(Sym::Bits(v, _)) => v.clone(),
-                        _ => return Err("a vector length the policy lost".to_string()),
-                    };
-                    differences.push(is_rpc.ite(&post.eq(&expected).not(), &post.eq(&pre).not()));
-                }
+                let post = read(&path.sections, len);
+                let pre = read(&inputs.sections, len);
+                let expected = match &policy.vars[index] {
+                    Some(Sym::Bits(v, _)) => v.clone(),
+                    _ => return Err("a vector length the policy lost".to_string()),
+                };
+                differences.push(is_rpc.ite(&post.eq(&expected).not(), &post.eq(&pre).not()));
                 differences.push(records_differ(path, policy, map, var, is_rpc)?);
             }
         }

@@ -7,15 +7,15 @@
 use std::collections::BTreeMap;
 
 use num_bigint::BigInt;
-use simplebpf_compiler::backend::layout::Scalar;
+use simplebpf_compiler::contract::Codec;
 use simplebpf_compiler::kernel::{KernelError, LoadedProgram};
 use simplebpf_compiler::object_model::insn::{self, Insn};
 use simplebpf_compiler::object_model::{BpfObject, ProgramModel};
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::{Program, Type};
 
-use crate::contract::{self, Place, VarPlace};
 use crate::verdict::Counterexample;
+use simplebpf_compiler::contract::{Place, VarPlace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum KernelReplay {
@@ -52,7 +52,7 @@ fn run(
     name: Option<&str>,
     cx: &Counterexample,
 ) -> Result<KernelReplay, String> {
-    let places = contract::places(program, object)?;
+    let places = crate::query::places(program, object)?;
     let prog = object.xdp_program(name).map_err(|e| e.to_string())?;
 
     let mut patched = elf.to_vec();
@@ -110,11 +110,13 @@ fn run(
     let (action, _) = loaded.test_run(&cx.packet, 1).map_err(kernel)?;
     let mut sections = BTreeMap::new();
     for var in &places {
-        if let Some((section, _, _)) = var.global()
-            && !sections.contains_key(section)
+        if let Some(global) = var.global()
+            && !sections.contains_key(&global.section)
         {
-            let bytes = loaded.read_section(section).map_err(|e| e.to_string())?;
-            sections.insert(section.to_string(), bytes);
+            let bytes = loaded
+                .read_section(&global.section)
+                .map_err(|e| e.to_string())?;
+            sections.insert(global.section.clone(), bytes);
         }
     }
     let mut post = vars_in_sections(&places, &sections);
@@ -182,9 +184,10 @@ pub(crate) fn vars_in_sections(
 ) -> BTreeMap<String, Value> {
     let mut vars = BTreeMap::new();
     for var in places {
-        if let Some((section, offset, size)) = var.global()
-            && let Some(bytes) = sections.get(section)
-            && let Some(raw) = bytes.get(offset as usize..(offset + u64::from(size)) as usize)
+        if let Some(global) = var.global()
+            && let Some(bytes) = sections.get(&global.section)
+            && let Some(raw) =
+                bytes.get(global.offset as usize..(global.offset + u64::from(global.size)) as usize)
         {
             vars.insert(var.name.clone(), decode(raw, &var.ty, var.scale.as_ref()));
         }
@@ -207,19 +210,7 @@ pub(crate) fn decode_map(
     )
 }
 
-/// A stored value as the policy's value: the backend's decoder (any object following the
-/// layout contract stores values the same way), and a vector's length for a vector.
+/// A stored value as the policy's value, by the contract's codec.
 pub(crate) fn decode(bytes: &[u8], ty: &Type, scale: Option<&BigInt>) -> Value {
-    match ty {
-        Type::Vec(_) => {
-            let mut word = [0u8; 8];
-            word[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-            Value::Vec(u64::from_le_bytes(word))
-        }
-        _ => Scalar {
-            ty: ty.clone(),
-            scale: scale.cloned(),
-        }
-        .decode(bytes),
-    }
+    Codec::new(ty.clone(), scale.cloned()).decode(bytes)
 }

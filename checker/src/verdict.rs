@@ -11,10 +11,10 @@ use z3::ast::{BV, Bool};
 use simplebpf_compiler::kernel::Entries;
 use simplebpf_compiler::object_model::{BpfObject, Helper, MapKind};
 
-use crate::contract::{Place, VarPlace};
 use crate::policy;
 use crate::query;
 use crate::symexec::{Inputs, MapState, PathEnd};
+use simplebpf_compiler::contract::{Place, VarPlace};
 
 #[derive(Debug, Clone)]
 pub enum Verdict {
@@ -159,7 +159,8 @@ impl Counterexample {
         let mut pre_state = BTreeMap::new();
         let mut program_post = BTreeMap::new();
         for var in places {
-            if let Some((section, offset, size)) = var.global() {
+            if let Some(global) = var.global() {
+                let (section, offset, size) = (&global.section, global.offset, global.size);
                 let pre = policy::read_global(&inputs.sections, section, offset, size);
                 let post = policy::read_global(&path.sections, section, offset, size);
                 let scale = var.scale.as_ref();

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod cancel;
 pub mod clang;
+pub mod contract;
 pub mod kernel;
 pub mod measure;
 pub mod object_model;

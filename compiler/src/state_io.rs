@@ -1,13 +1,13 @@
-//! The policy's state inside a loaded program: written from and read back into the
-//! interpreter's `State`, through the layout contract (LANGUAGE.md §4.3). The loader uses it
-//! to run `init`, the differential tests to set pre-states and compare post-states, and the
-//! checker to replay counterexamples.
+//! The policy's state inside a loaded program, written from and read back into the
+//! interpreter's `State` through the contract read from the object (LANGUAGE.md §4.3). The
+//! loader uses it to run `init`, the differential tests to set pre-states and compare
+//! post-states, and the checker to replay counterexamples.
 
 use std::collections::BTreeMap;
 
-use simplebpf_dsl::interp::{State, Value};
+use simplebpf_dsl::interp::{Record, State, Value};
 
-use crate::backend::layout::{Layout, Scalar, Storage};
+use crate::contract::{Contract, EncodeError, GlobalPlace, Place, VarPlace};
 use crate::kernel::{KernelError, LoadedProgram};
 use crate::object_model::BpfObject;
 
@@ -15,146 +15,109 @@ use crate::object_model::BpfObject;
 pub enum StateError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error(
-        "the object has no global `{0}` (docs/language.md §4.3 names globals after state variables)"
-    )]
+    #[error("the object has no global `{0}`")]
     NoGlobal(String),
     #[error("`{name}`: {error}")]
-    Encode {
-        name: String,
-        error: crate::backend::EncodeError,
-    },
+    Encode { name: String, error: EncodeError },
     #[error("the state has no value for `{0}`")]
     Missing(String),
+}
+
+/// Global-data sections read from the kernel once and written back once per batch.
+#[derive(Default)]
+struct Sections(BTreeMap<String, Vec<u8>>);
+
+impl Sections {
+    fn slot<'s>(
+        &'s mut self,
+        loaded: &LoadedProgram,
+        global: &GlobalPlace,
+    ) -> Result<&'s mut [u8], StateError> {
+        if !self.0.contains_key(&global.section) {
+            let bytes = loaded.read_section(&global.section)?;
+            self.0.insert(global.section.clone(), bytes);
+        }
+        let section = self.0.get_mut(&global.section).expect("inserted above");
+        let start = (global.offset as usize).min(section.len());
+        let end = (start + global.size as usize).min(section.len());
+        Ok(&mut section[start..end])
+    }
+
+    fn patch(
+        &mut self,
+        loaded: &LoadedProgram,
+        global: &GlobalPlace,
+        bytes: &[u8],
+    ) -> Result<(), StateError> {
+        let slot = self.slot(loaded, global)?;
+        let len = bytes.len().min(slot.len());
+        slot[..len].copy_from_slice(&bytes[..len]);
+        Ok(())
+    }
+
+    fn write_back(&self, loaded: &LoadedProgram) -> Result<(), StateError> {
+        for (section, bytes) in &self.0 {
+            loaded.write_section(section, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode(
+    var: &VarPlace,
+    codec: &crate::contract::Codec,
+    value: &Value,
+) -> Result<Vec<u8>, StateError> {
+    codec.encode(value).map_err(|error| StateError::Encode {
+        name: var.name.clone(),
+        error,
+    })
 }
 
 /// Writes every stored state variable of `state` into the program's globals and maps.
 pub fn write_state(
     loaded: &LoadedProgram,
-    object: &BpfObject,
-    layout: &Layout,
+    contract: &Contract,
     state: &State,
 ) -> Result<(), StateError> {
-    let mut sections: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for var in &layout.vars {
+    let mut sections = Sections::default();
+    for var in &contract.vars {
         let value = state
             .vars
             .get(&var.name)
             .ok_or_else(|| StateError::Missing(var.name.clone()))?;
-        let encode = |scalar: &Scalar, value: &Value| {
-            scalar.encode(value).map_err(|error| StateError::Encode {
-                name: var.name.clone(),
-                error,
-            })
-        };
-        match &var.storage {
-            Storage::Folded(_) => {}
-            Storage::Global(scalar) => {
-                let bytes = encode(scalar, value)?;
-                patch_global(loaded, object, &mut sections, &var.name, &bytes)?;
+        match &var.place {
+            Place::Constant(_) => {}
+            Place::Global(global) | Place::RingBuf { len: global, .. } => {
+                let bytes = encode(var, &var.codec(), value)?;
+                sections.patch(loaded, global, &bytes)?;
             }
-            Storage::HashMap { key, value: v, .. } => {
-                let Value::Map(entries) = value else {
+            Place::HashMap { map } => {
+                let (Value::Map(entries), Some((key, codec))) = (value, var.map_codecs()) else {
                     return Err(StateError::Missing(var.name.clone()));
                 };
                 let mut encoded = Vec::new();
-                for (k, val) in entries {
-                    encoded.push((encode(key, k)?, encode(v, val)?));
+                for (k, v) in entries {
+                    encoded.push((encode(var, &key, k)?, encode(var, &codec, v)?));
                 }
-                loaded.set_map_entries(&var.name, &encoded)?;
-            }
-            Storage::RingBuf { .. } => {
-                let Value::Vec(len) = value else {
-                    return Err(StateError::Missing(var.name.clone()));
-                };
-                patch_global(
-                    loaded,
-                    object,
-                    &mut sections,
-                    &format!("{}_len", var.name),
-                    &len.to_le_bytes(),
-                )?;
+                loaded.set_map_entries(map, &encoded)?;
             }
         }
     }
-    for (section, bytes) in &sections {
-        loaded.write_section(section, bytes)?;
-    }
-    Ok(())
+    sections.write_back(loaded)
 }
 
-/// The bytes of `name` inside its section, the section read from the kernel once per batch.
-fn global_slot<'s>(
-    loaded: &LoadedProgram,
-    object: &BpfObject,
-    sections: &'s mut BTreeMap<String, Vec<u8>>,
-    name: &str,
-) -> Result<&'s mut [u8], StateError> {
-    let global = object
-        .global(name)
-        .ok_or_else(|| StateError::NoGlobal(name.to_string()))?;
-    if !sections.contains_key(&global.section) {
-        sections.insert(
-            global.section.clone(),
-            loaded.read_section(&global.section)?,
-        );
-    }
-    let section = sections.get_mut(&global.section).expect("inserted above");
-    let start = (global.offset as usize).min(section.len());
-    let end = (start + global.size as usize).min(section.len());
-    Ok(&mut section[start..end])
-}
-
-fn patch_global(
-    loaded: &LoadedProgram,
-    object: &BpfObject,
-    sections: &mut BTreeMap<String, Vec<u8>>,
-    name: &str,
-    bytes: &[u8],
-) -> Result<(), StateError> {
-    let slot = global_slot(loaded, object, sections, name)?;
-    let len = bytes.len().min(slot.len());
-    slot[..len].copy_from_slice(&bytes[..len]);
-    Ok(())
-}
-
-fn read_global(
-    loaded: &LoadedProgram,
-    object: &BpfObject,
-    sections: &mut BTreeMap<String, Vec<u8>>,
-    name: &str,
-) -> Result<Vec<u8>, StateError> {
-    Ok(global_slot(loaded, object, sections, name)?.to_vec())
-}
-
-/// The policy state the program holds now; folded variables keep their constant value.
-pub fn read_state(
-    loaded: &LoadedProgram,
-    object: &BpfObject,
-    layout: &Layout,
-) -> Result<State, StateError> {
-    let mut sections = BTreeMap::new();
+/// The policy state the program holds now; constants keep their value.
+pub fn read_state(loaded: &LoadedProgram, contract: &Contract) -> Result<State, StateError> {
+    let mut sections = Sections::default();
     let mut vars = BTreeMap::new();
-    for var in &layout.vars {
-        let value = match &var.storage {
-            Storage::Folded(value) => value.clone(),
-            Storage::Global(scalar) => {
-                scalar.decode(&read_global(loaded, object, &mut sections, &var.name)?)
+    for var in &contract.vars {
+        let value = match &var.place {
+            Place::Constant(value) => value.clone(),
+            Place::Global(global) | Place::RingBuf { len: global, .. } => {
+                var.codec().decode(sections.slot(loaded, global)?)
             }
-            Storage::HashMap { key, value, .. } => Value::Map(
-                loaded
-                    .map_entries(&var.name)?
-                    .into_iter()
-                    .map(|(k, v)| (key.decode(&k), value.decode(&v)))
-                    .collect(),
-            ),
-            Storage::RingBuf { .. } => {
-                let bytes =
-                    read_global(loaded, object, &mut sections, &format!("{}_len", var.name))?;
-                let mut word = [0u8; 8];
-                word[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-                Value::Vec(u64::from_le_bytes(word))
-            }
+            Place::HashMap { map } => var.decode_map(&loaded.map_entries(map)?),
         };
         vars.insert(var.name.clone(), value);
     }
@@ -164,13 +127,13 @@ pub fn read_state(
 /// The records appended to each vector since the last call, decoded.
 pub fn drain_records(
     loaded: &mut LoadedProgram,
-    layout: &Layout,
-) -> Result<Vec<simplebpf_dsl::interp::Record>, StateError> {
+    contract: &Contract,
+) -> Result<Vec<Record>, StateError> {
     let mut records = Vec::new();
-    for var in &layout.vars {
-        if let Storage::RingBuf { element } = &var.storage {
-            for bytes in loaded.drain_ring_buffer(&var.name)? {
-                records.push(simplebpf_dsl::interp::Record {
+    for var in &contract.vars {
+        if let (Place::RingBuf { map, .. }, Some(element)) = (&var.place, var.element_codec()) {
+            for bytes in loaded.drain_ring_buffer(map)? {
+                records.push(Record {
                     vec: var.name.clone(),
                     value: element.decode(&bytes),
                 });
@@ -187,28 +150,24 @@ pub fn set_test_inputs(
     draws: &[u32],
     now_ns: u64,
 ) -> Result<(), StateError> {
-    let mut sections = BTreeMap::new();
+    let mut sections = Sections::default();
     let mut table = [0u8; 64];
     for (slot, draw) in table.chunks_mut(4).zip(draws) {
         slot.copy_from_slice(&draw.to_le_bytes());
     }
-    patch_global(loaded, object, &mut sections, "sb_test_draws", &table)?;
-    patch_global(
-        loaded,
-        object,
-        &mut sections,
-        "sb_test_draw_next",
-        &0u32.to_le_bytes(),
-    )?;
-    patch_global(
-        loaded,
-        object,
-        &mut sections,
-        "sb_test_now",
-        &now_ns.to_le_bytes(),
-    )?;
-    for (section, bytes) in &sections {
-        loaded.write_section(section, bytes)?;
-    }
-    Ok(())
+    let place = |name: &str| {
+        object
+            .global(name)
+            .map(|g| GlobalPlace {
+                section: g.section.clone(),
+                offset: u64::from(g.offset),
+                size: g.size,
+                signed: None,
+            })
+            .ok_or_else(|| StateError::NoGlobal(name.to_string()))
+    };
+    sections.patch(loaded, &place("sb_test_draws")?, &table)?;
+    sections.patch(loaded, &place("sb_test_draw_next")?, &0u32.to_le_bytes())?;
+    sections.patch(loaded, &place("sb_test_now")?, &now_ns.to_le_bytes())?;
+    sections.write_back(loaded)
 }

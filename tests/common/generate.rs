@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
-use simplebpf_compiler::backend::layout::{Layout, Storage};
+use simplebpf_compiler::contract::{Contract, Place};
 use simplebpf_dsl::interp::{State, Value};
 use simplebpf_dsl::ir::Type;
 
@@ -196,13 +196,14 @@ fn scalar(rng: &mut Rng, ty: &Type, scale: Option<&BigInt>, now: u64) -> Value {
 
 /// A pre-state: the state after `init`, with every variable the program stores replaced by
 /// a generated value (user space may have written anything there).
-pub fn pre_state(rng: &mut Rng, layout: &Layout, initial: &State, now: u64) -> State {
+pub fn pre_state(rng: &mut Rng, contract: &Contract, initial: &State, now: u64) -> State {
     let mut vars = initial.vars.clone();
-    for var in &layout.vars {
-        let value = match &var.storage {
-            Storage::Folded(_) => continue,
-            Storage::Global(s) => scalar(rng, &s.ty, s.scale.as_ref(), now),
-            Storage::HashMap { key, value, .. } => {
+    for var in &contract.vars {
+        let value = match &var.place {
+            Place::Constant(_) => continue,
+            Place::Global(_) => scalar(rng, &var.ty, var.scale.as_ref(), now),
+            Place::HashMap { .. } => {
+                let (key, value) = var.map_codecs().expect("a map");
                 let mut entries = BTreeMap::new();
                 for _ in 0..rng.below(4) {
                     let k = if rng.chance(50) {
@@ -218,7 +219,7 @@ pub fn pre_state(rng: &mut Rng, layout: &Layout, initial: &State, now: u64) -> S
                 }
                 Value::Map(entries)
             }
-            Storage::RingBuf { .. } => Value::Vec(int(rng)),
+            Place::RingBuf { .. } => Value::Vec(int(rng)),
         };
         vars.insert(var.name.clone(), value);
     }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use simplebpf::pipeline;
 use simplebpf_compiler::backend::{self, Emitted};
 use simplebpf_compiler::clang::{self, ClangOptions};
+use simplebpf_compiler::contract::{self, Contract};
 use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
 use simplebpf_compiler::object_model::BpfObject;
 use simplebpf_dsl::ir::Program;
@@ -54,6 +55,8 @@ pub struct Compiled {
     pub emitted: Emitted,
     pub elf: Vec<u8>,
     pub object: BpfObject,
+    /// The state contract read back from the object.
+    pub contract: Contract,
 }
 
 pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
@@ -71,11 +74,13 @@ pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
     let elf = clang::compile(&emitted.c_source, scratch.path(), &ClangOptions::default())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let object = BpfObject::parse(&elf).unwrap();
+    let contract = contract::read(&program, &object).unwrap_or_else(|e| panic!("{name}: {e}"));
     Compiled {
         program,
         emitted,
         elf,
         object,
+        contract,
     }
 }
 

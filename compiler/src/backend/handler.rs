@@ -20,8 +20,9 @@ use simplebpf_dsl::ir::{
 use simplebpf_dsl::span::Span;
 use simplebpf_dsl::{Code, Diagnostic};
 
-use super::layout::{Scalar, Storage, c_type};
+use super::layout::{Codec, Storage, c_type};
 use super::linear::{self, Atom, Decision, Lin, Range, VarKey, c_int_literal, op_text};
+use crate::contract::len_symbol;
 
 /// A variable whose fixed-point scale the backend chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -518,7 +519,7 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn map_key_value(&mut self, map: StateId, span: Span) -> Option<(Scalar, Scalar)> {
+    fn map_key_value(&mut self, map: StateId, span: Span) -> Option<(Codec, Codec)> {
         match self.storage(map).clone() {
             Storage::HashMap { key, value, .. } => Some((key, value)),
             _ => {
@@ -593,7 +594,7 @@ impl<'a> Gen<'a> {
             self.line(&format!(
                 "bpf_ringbuf_output(&{name}, &record, sizeof(record), 0);"
             ));
-            self.line(&format!("__sync_fetch_and_add(&{name}_len, 1);"));
+            self.line(&format!("__sync_fetch_and_add(&{}, 1);", len_symbol(&name)));
             self.indent -= 1;
             self.line("}");
         }
@@ -1195,7 +1196,7 @@ impl<'a> Gen<'a> {
                     ty: Type::Int,
                 },
                 Storage::RingBuf { .. } => CVal::Int {
-                    c: format!("(__s64){}_len", self.state_name(*id)),
+                    c: format!("(__s64){}", len_symbol(&self.state_name(*id))),
                     ty: Type::Int,
                 },
                 _ => {

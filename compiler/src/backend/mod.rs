@@ -18,9 +18,10 @@ use simplebpf_dsl::ir::{Action, LocalId, Program, StateId, Stmt, Type};
 use simplebpf_dsl::{Code, Diagnostic};
 
 use handler::{Draws, Gen, ScaleVar, Setup};
-use layout::{Layout, Scalar, Storage, VarLayout, is_scalar};
+use layout::{Codec, Layout, Storage, VarLayout, is_scalar};
 
-pub use layout::EncodeError;
+pub use crate::contract::EncodeError;
+use crate::contract::{len_symbol, scale_symbol};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -292,7 +293,7 @@ fn choose_storage(
     if constant {
         return Ok(Storage::Folded(value));
     }
-    let scalar = |ty: &Type| Scalar {
+    let scalar = |ty: &Type| Codec {
         ty: ty.clone(),
         scale: None,
     };
@@ -398,7 +399,7 @@ fn c_identifier(name: &str) -> String {
 /// C names for `req`'s locals: the policy's own where possible.
 fn local_names(program: &Program) -> Vec<String> {
     let mut taken: Vec<String> = program.state.iter().map(|var| var.name.clone()).collect();
-    taken.extend(program.state.iter().map(|var| format!("{}_len", var.name)));
+    taken.extend(program.state.iter().map(|var| len_symbol(&var.name)));
     let mut names = Vec::new();
     for (index, local) in program.req.locals.iter().enumerate() {
         let mut name = c_identifier(&local.name);
@@ -475,7 +476,11 @@ fn assemble(
                     var.name
                 );
                 if let Some(scale) = &scalar.scale {
-                    let _ = writeln!(c, "const volatile __s64 __scale_{} = {scale};", var.name);
+                    let _ = writeln!(
+                        c,
+                        "const volatile __s64 {} = {scale};",
+                        scale_symbol(&var.name)
+                    );
                 }
             }
             Storage::HashMap { key, value, .. } => {
@@ -491,7 +496,11 @@ fn assemble(
                     var.ty
                 );
                 if let Some(scale) = &value.scale {
-                    let _ = writeln!(c, "const volatile __s64 __scale_{} = {scale};", var.name);
+                    let _ = writeln!(
+                        c,
+                        "const volatile __s64 {} = {scale};",
+                        scale_symbol(&var.name)
+                    );
                 }
             }
             Storage::RingBuf { element } => {
@@ -502,9 +511,18 @@ fn assemble(
                     var.ty,
                     element.c_type()
                 );
-                let _ = writeln!(c, "__u64 {}_len;\t/* size({}) */", var.name, var.name);
+                let _ = writeln!(
+                    c,
+                    "__u64 {};\t/* size({}) */",
+                    len_symbol(&var.name),
+                    var.name
+                );
                 if let Some(scale) = &element.scale {
-                    let _ = writeln!(c, "const volatile __s64 __scale_{} = {scale};", var.name);
+                    let _ = writeln!(
+                        c,
+                        "const volatile __s64 {} = {scale};",
+                        scale_symbol(&var.name)
+                    );
                 }
             }
             Storage::Folded(value) => folded.push(format!("{} = {value}", var.name)),
@@ -586,7 +604,7 @@ fn assemble(
     Ok(c)
 }
 
-fn raw_value(scalar: &Scalar, bytes: &[u8]) -> String {
+fn raw_value(scalar: &Codec, bytes: &[u8]) -> String {
     match scalar.ty {
         Type::Bool => bytes[0].to_string(),
         Type::Int | Type::Float => {
