@@ -1196,7 +1196,7 @@ impl<'a> Gen<'a> {
                     ty: Type::Int,
                 },
                 Storage::RingBuf { .. } => CVal::Int {
-                    c: format!("(__s64){}", len_symbol(&self.state_name(*id))),
+                    c: format!("(__s64){}", len_symbol(self.state_name(*id))),
                     ty: Type::Int,
                 },
                 _ => {
