@@ -1,18 +1,15 @@
 //! Everything that needs the running kernel, behind one small surface: load an XDP object
-//! (aya creates its maps and global-data sections), get the verifier's verdict and log, read
+//! (libbpf creates its maps and global-data sections with their BTF), get the verifier's verdict and log, read
 //! the translated and JIT-compiled sizes, count x86 instructions in the JIT image, run
 //! `BPF_PROG_TEST_RUN`, and read or write globals and map entries.
 
+mod libbpf;
 mod sys;
 
 pub use sys::monotonic_ns;
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
-
-use aya::Ebpf;
-use aya::maps::Map;
-use aya::programs::{ProgramError, Xdp};
+use std::os::fd::BorrowedFd;
 
 use crate::object_model::choose_xdp;
 
@@ -72,30 +69,37 @@ pub struct Measurement {
 /// A program the verifier accepted, with its maps, alive until dropped.
 #[derive(Debug)]
 pub struct LoadedProgram {
-    ebpf: Ebpf,
+    object: libbpf::Object,
     program: String,
 }
 
 impl LoadedProgram {
     /// Loads the XDP program `name` of an ELF object (the only one when `None`), creating
-    /// its maps and global-data sections with the object's initial contents (libbpf-style
-    /// global data).
+    /// its maps and global-data sections with the object's initial contents and BTF, as
+    /// libbpf-based loaders do.
     pub fn load(elf: &[u8], name: Option<&str>) -> Result<LoadedProgram, KernelError> {
-        // aya loads without a log first and retries with one only when the verifier says no,
-        // so an accepted program pays nothing for the log.
-        let mut ebpf = aya::EbpfLoader::new().load(elf).map_err(load_error)?;
+        let opened = libbpf::Object::open(elf)
+            .map_err(|err| KernelError::Load(format!("libbpf cannot open the object: {err}")))?;
         let program = choose_xdp(
             name,
-            ebpf.programs()
-                .map(|(name, program)| (name, matches!(program, aya::programs::Program::Xdp(_)))),
+            opened
+                .programs()
+                .iter()
+                .map(|(name, xdp, _)| (name.as_str(), *xdp)),
         )?;
-        let xdp: &mut Xdp = ebpf
-            .program_mut(&program)
-            .ok_or_else(|| KernelError::Load(format!("no program `{program}`")))?
-            .try_into()
-            .map_err(|err: ProgramError| KernelError::Load(err.to_string()))?;
-        xdp.load().map_err(program_error)?;
-        Ok(LoadedProgram { ebpf, program })
+        drop(opened);
+        let object = libbpf::Object::load(elf, &program).map_err(|failure| {
+            let missing_capability =
+                failure.error.raw_os_error() == Some(libc::EPERM) && failure.log.trim().is_empty();
+            if missing_capability {
+                KernelError::NotPermitted(failure.error.to_string())
+            } else if !failure.log.trim().is_empty() {
+                KernelError::Rejected { log: failure.log }
+            } else {
+                KernelError::Load(failure.error.to_string())
+            }
+        })?;
+        Ok(LoadedProgram { object, program })
     }
 
     /// The name of the XDP function in the object.
@@ -104,14 +108,9 @@ impl LoadedProgram {
     }
 
     fn prog_fd(&self) -> Result<BorrowedFd<'_>, KernelError> {
-        let program = self
-            .ebpf
-            .program(&self.program)
-            .ok_or_else(|| KernelError::Load(format!("no program `{}`", self.program)))?;
-        program
-            .fd()
-            .map(|fd| fd.as_fd())
-            .map_err(|err| KernelError::Load(err.to_string()))
+        self.object
+            .program_fd(&self.program)
+            .ok_or_else(|| KernelError::Load(format!("program `{}` is not loaded", self.program)))
     }
 
     pub fn measure(&self) -> Result<Measurement, KernelError> {
@@ -156,25 +155,16 @@ impl LoadedProgram {
         })
     }
 
-    fn map_fd(&self, name: &str) -> Result<(BorrowedFd<'_>, u32, u32), KernelError> {
-        let map = self
-            .ebpf
+    fn map(&self, name: &str) -> Result<libbpf::MapHandle<'_>, KernelError> {
+        self.object
             .map(name)
-            .ok_or_else(|| KernelError::NoSuchMap(name.to_string()))?;
-        let data = match map {
-            Map::Array(data) | Map::HashMap(data) | Map::RingBuf(data) => data,
-            _ => return Err(KernelError::NoSuchMap(name.to_string())),
-        };
-        let info = data
-            .info()
-            .map_err(|err| KernelError::Load(err.to_string()))?;
-        Ok((data.fd().as_fd(), info.key_size(), info.value_size()))
+            .ok_or_else(|| KernelError::NoSuchMap(name.to_string()))
     }
 
-    /// The bytes of a global-data section (`.bss`, `.data`, `.rodata`, ...).
+    /// The bytes of a global-data section (`.bss`, `.data`, `.rodata`, `.data.<name>`...).
     pub fn read_section(&self, section: &str) -> Result<Vec<u8>, KernelError> {
-        let (fd, _, value_size) = self.map_fd(section)?;
-        sys::map_lookup(fd, &0u32.to_ne_bytes(), value_size as usize)
+        let map = self.map(section)?;
+        sys::map_lookup(map.fd, &0u32.to_ne_bytes(), map.value_size as usize)
             .map_err(|error| KernelError::Syscall {
                 what: "reading a global-data section",
                 error,
@@ -183,8 +173,8 @@ impl LoadedProgram {
     }
 
     pub fn write_section(&self, section: &str, bytes: &[u8]) -> Result<(), KernelError> {
-        let (fd, _, _) = self.map_fd(section)?;
-        sys::map_update(fd, &0u32.to_ne_bytes(), bytes).map_err(|error| KernelError::Syscall {
+        let map = self.map(section)?;
+        sys::map_update(map.fd, &0u32.to_ne_bytes(), bytes).map_err(|error| KernelError::Syscall {
             what: "writing a global-data section",
             error,
         })
@@ -192,14 +182,16 @@ impl LoadedProgram {
 
     /// Every (key, value) of a hash map.
     pub fn map_entries(&self, map: &str) -> Result<Entries, KernelError> {
-        let (fd, key_size, value_size) = self.map_fd(map)?;
+        let map = self.map(map)?;
         let syscall = |error| KernelError::Syscall {
             what: "reading a map",
             error,
         };
         let mut entries = Vec::new();
-        for key in sys::map_keys(fd, key_size as usize).map_err(syscall)? {
-            if let Some(value) = sys::map_lookup(fd, &key, value_size as usize).map_err(syscall)? {
+        for key in sys::map_keys(map.fd, map.key_size as usize).map_err(syscall)? {
+            if let Some(value) =
+                sys::map_lookup(map.fd, &key, map.value_size as usize).map_err(syscall)?
+            {
                 entries.push((key, value));
             }
         }
@@ -212,65 +204,27 @@ impl LoadedProgram {
         map: &str,
         entries: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), KernelError> {
-        let (fd, key_size, _) = self.map_fd(map)?;
+        let map = self.map(map)?;
         let syscall = |error| KernelError::Syscall {
             what: "writing a map",
             error,
         };
-        for key in sys::map_keys(fd, key_size as usize).map_err(syscall)? {
-            sys::map_delete(fd, &key).map_err(syscall)?;
+        for key in sys::map_keys(map.fd, map.key_size as usize).map_err(syscall)? {
+            sys::map_delete(map.fd, &key).map_err(syscall)?;
         }
         for (key, value) in entries {
-            sys::map_update(fd, key, value).map_err(syscall)?;
+            sys::map_update(map.fd, key, value).map_err(syscall)?;
         }
         Ok(())
     }
 
     /// Drains a ring buffer: every record not yet consumed, oldest first.
     pub fn drain_ring_buffer(&mut self, map: &str) -> Result<Vec<Vec<u8>>, KernelError> {
-        let map = self
-            .ebpf
-            .map_mut(map)
-            .ok_or_else(|| KernelError::NoSuchMap(map.to_string()))?;
-        let mut ring =
-            aya::maps::RingBuf::try_from(map).map_err(|err| KernelError::Load(err.to_string()))?;
-        let mut records = Vec::new();
-        while let Some(item) = ring.next() {
-            records.push(item.to_vec());
-        }
-        Ok(records)
-    }
-}
-
-fn load_error(err: aya::EbpfError) -> KernelError {
-    match err {
-        aya::EbpfError::ProgramError(err) => program_error(err),
-        aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
-            if io_error.raw_os_error() == Some(libc::EPERM) =>
-        {
-            KernelError::NotPermitted(io_error.to_string())
-        }
-        other => KernelError::Load(other.to_string()),
-    }
-}
-
-fn program_error(err: ProgramError) -> KernelError {
-    match err {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => {
-            if io_error.raw_os_error() == Some(libc::EPERM)
-                && verifier_log.to_string().trim().is_empty()
-            {
-                KernelError::NotPermitted(io_error.to_string())
-            } else {
-                KernelError::Rejected {
-                    log: verifier_log.to_string(),
-                }
-            }
-        }
-        other => KernelError::Load(other.to_string()),
+        let map = self.map(map)?;
+        libbpf::drain_ring_buffer(map.fd).map_err(|error| KernelError::Syscall {
+            what: "reading a ring buffer",
+            error,
+        })
     }
 }
 
