@@ -11,3 +11,4 @@ pub mod outputs;
 pub mod pipeline;
 pub mod report;
 pub mod source;
+pub mod verdict;

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => commands::lint::lint(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Build(args) => commands::build::build(&args, &cancel),
-        Command::Stats(args) => commands::stats::stats(&args),
+        Command::Stats(args) => commands::stats::stats(&args, &cancel),
         Command::Check(args) => commands::check::check(&args, &cancel),
     };
     let interrupted = || {

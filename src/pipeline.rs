@@ -1,50 +1,37 @@
-//! The build pipeline (ARCHITECTURE.md "Data flow"): policy → IR → C → clang → object model
-//! → kernel verifier and measurement → report. Used by `simplebpf build` and by build
-//! scripts; it returns data and writes files only through `write_outputs`, atomically.
+//! The build (ARCHITECTURE.md "Data flow"): policy → IR → the rules backend's C → the gate
+//! (clang, object model, contract, verifier, checker, measurements) → report. Used by
+//! `simplebpf build` and by build scripts; it returns data, and writes files only through
+//! `write_outputs` (`outputs.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use simplebpf_checker::Verdict;
-
+use simplebpf_checker::Session;
 use simplebpf_compiler::backend::{self, Emitted};
 use simplebpf_compiler::cancel::Cancel;
-use simplebpf_compiler::clang::{self, ClangError, ClangOptions, Source};
-use simplebpf_compiler::contract::{self, Contract, ContractError};
-use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
-use simplebpf_compiler::measure::{self, KernelNumbers};
-use simplebpf_compiler::object_model::{BpfObject, ObjectError};
-use simplebpf_compiler::state_io::{self, StateError};
+use simplebpf_compiler::clang::ClangOptions;
+use simplebpf_compiler::kernel;
 use simplebpf_dsl::Diagnostic;
-use simplebpf_dsl::interp;
+use simplebpf_optimizer::{Candidate, GateOptions, Gated, KernelUse, Origin, Rejection, Source};
 
 use crate::interrupt::ScratchDir;
 use crate::outputs::{OutputDir, OutputError, OutputFile};
-use crate::report::{CheckerSection, KernelSection, Report};
-
-/// Whether to use the kernel for the verifier verdict and measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelUse {
-    /// Load, verify and measure; if the machine cannot load programs, say so and continue
-    /// with static numbers, unless `SIMPLEBPF_REQUIRE_KERNEL=1`.
-    Use,
-    /// `--no-kernel`: static numbers only.
-    Skip,
-}
+use crate::report::Report;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub port: u16,
+    /// Load, verify and measure (`Verify { measure: true }`), or not (`--no-kernel`).
     pub kernel: KernelUse,
+    /// A machine that cannot load programs is an error (`SIMPLEBPF_REQUIRE_KERNEL=1`).
+    pub kernel_required: bool,
     pub clang: ClangOptions,
-    /// A test build (draws and time from globals); never written by `simplebpf build`, and
-    /// never checked (its draws are not the policy's).
-    pub test_hooks: bool,
     /// Write an object the checker did not prove equivalent (the report and the table say
     /// so loudly). Off by default: nothing unproven leaves the pipeline.
     pub allow_unproven: bool,
-    /// Per solver query; past it the verdict is "unknown".
-    pub checker_timeout: Duration,
+    /// The checker's resource budget (Z3 `rlimit` units) and its wall-clock safety net.
+    pub budget: u64,
+    pub timeout: Duration,
     /// Cancelled by Ctrl-C: every step stops and the build returns `Interrupted`.
     pub cancel: Cancel,
 }
@@ -53,12 +40,39 @@ impl Default for BuildOptions {
     fn default() -> BuildOptions {
         BuildOptions {
             port: DEFAULT_PORT,
-            kernel: KernelUse::Use,
+            kernel: KernelUse::Verify { measure: true },
+            kernel_required: false,
             clang: ClangOptions::default(),
-            test_hooks: false,
             allow_unproven: false,
-            checker_timeout: Duration::from_secs(20),
+            budget: simplebpf_checker::DEFAULT_BUDGET,
+            timeout: Duration::from_secs(600),
             cancel: Cancel::new(),
+        }
+    }
+}
+
+impl BuildOptions {
+    /// The checker options of a build.
+    pub fn checker(&self) -> simplebpf_checker::Options {
+        simplebpf_checker::Options {
+            port: self.port,
+            budget: self.budget,
+            timeout: self.timeout,
+            program: None,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    /// The gate options of a build.
+    pub fn gate(&self) -> GateOptions {
+        GateOptions {
+            clang: self.clang.clone(),
+            port: self.port,
+            kernel: self.kernel,
+            kernel_required: self.kernel_required,
+            require_proof: !self.allow_unproven,
+            clock: kernel::monotonic_ns,
+            cancel: self.cancel.clone(),
         }
     }
 }
@@ -71,29 +85,9 @@ pub enum BuildError {
     #[error("the policy has errors")]
     Input { diagnostics: Vec<Diagnostic> },
     #[error(transparent)]
-    Clang(#[from] ClangError),
-    #[error("the compiled object cannot be read")]
-    Object(#[from] ObjectError),
-    #[error("the compiled object does not follow the state contract")]
-    Contract(#[from] ContractError),
-    #[error("the kernel verifier rejected the generated program")]
-    Verifier { log: String },
-    #[error(transparent)]
-    Kernel(#[from] KernelError),
-    #[error("the policy's initial state cannot be written into the program")]
-    State(#[from] StateError),
+    Rejected(#[from] Rejection),
     #[error("cannot create a scratch directory")]
     Scratch(#[source] std::io::Error),
-    #[error("the generated program is not proven equivalent to the policy")]
-    Unproven { verdict: Box<Verdict> },
-    #[error("interrupted")]
-    Interrupted,
-}
-
-impl From<simplebpf_compiler::cancel::Interrupted> for BuildError {
-    fn from(_: simplebpf_compiler::cancel::Interrupted) -> BuildError {
-        BuildError::Interrupted
-    }
 }
 
 /// Everything a build produced, in memory.
@@ -101,8 +95,7 @@ impl From<simplebpf_compiler::cancel::Interrupted> for BuildError {
 pub struct Built {
     pub name: String,
     pub emitted: Emitted,
-    pub elf: Vec<u8>,
-    pub object: BpfObject,
+    pub gated: Gated,
     pub report: Report,
     /// Warnings of the front end (errors stop the build).
     pub warnings: Vec<Diagnostic>,
@@ -121,7 +114,7 @@ pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built,
         &backend::Options {
             port: options.port,
             name: name.to_string(),
-            test_hooks: options.test_hooks,
+            test_hooks: false,
         },
     )
     .map_err(|diagnostics| BuildError::Input { diagnostics })?;
@@ -130,110 +123,38 @@ pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built,
     Ok(built)
 }
 
-/// The rest of a build once the C exists: clang, the object model, the kernel, the report.
-/// Tests use it to push deliberately broken C through the same gates.
+/// The rest of a build once the C exists: the rules backend's program through the gate.
+/// Tests use it to push deliberately broken C through the same gate.
 pub fn build_emitted(
     name: &str,
     program: &simplebpf_dsl::ir::Program,
     emitted: Emitted,
     options: &BuildOptions,
 ) -> Result<Built, BuildError> {
-    let cancel = &options.cancel;
-    cancel.check()?;
     let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
-    let file_name = format!("{name}.bpf.c");
-    let source = Source::Text {
-        text: &emitted.c_source,
-        file_name: &file_name,
+    let mut session = Session::new(program, options.checker());
+    let candidate = Candidate {
+        source: Source::C {
+            text: emitted.c_source.clone(),
+            file_name: format!("{name}.bpf.c"),
+        },
+        origin: Origin::Rules,
+        program: Some(emitted.function.clone()),
     };
-    let elf = match clang::compile_source(source, scratch.path(), &options.clang, cancel) {
-        Err(ClangError::Interrupted) => return Err(BuildError::Interrupted),
-        other => other?,
-    };
-    drop(scratch);
-    let object = BpfObject::parse(&elf)?;
-    let elf_insns = object
-        .xdp_program(Some(&emitted.function))?
-        .elf_instruction_count();
-    let contract = contract::read(program, &object)?;
-    cancel.check()?;
-
-    let checker = if options.test_hooks {
-        CheckerSection::NotRun("a test build reads draws and time from globals".to_string())
-    } else {
-        let verdict = simplebpf_checker::check_object(
-            program,
-            &elf,
-            &object,
-            &simplebpf_checker::Options {
-                port: options.port,
-                timeout: options.checker_timeout,
-                program: Some(emitted.function.clone()),
-                cancel: cancel.clone(),
-            },
-        )?;
-        match verdict {
-            Verdict::Equivalent { .. } => CheckerSection::Checked(verdict),
-            _ if options.allow_unproven => CheckerSection::Checked(verdict),
-            _ => {
-                return Err(BuildError::Unproven {
-                    verdict: Box::new(verdict),
-                });
-            }
-        }
-    };
-
-    cancel.check()?;
-    let kernel = match options.kernel {
-        KernelUse::Skip => KernelSection::skipped("--no-kernel"),
-        KernelUse::Use => {
-            match load_and_measure(program, &emitted, &contract, &elf, options.port) {
-                Ok((_, numbers)) => KernelSection::measured(numbers),
-                Err(BuildError::Kernel(err))
-                    if err.is_missing_capability() && !kernel::kernel_required() =>
-                {
-                    eprintln!("note: {err}; reporting static numbers only");
-                    KernelSection::skipped(&err.to_string())
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    };
-    cancel.check()?;
-    let report = Report::new(
-        name, options, &emitted, &contract, &elf, elf_insns, kernel, checker,
-    );
+    let gated = simplebpf_optimizer::gate(
+        candidate,
+        Some(&mut session),
+        &options.gate(),
+        scratch.path(),
+    )?;
+    let report = Report::new(name, options, &gated);
     Ok(Built {
         name: name.to_string(),
         emitted,
-        elf,
-        object,
+        gated,
         report,
         warnings: Vec::new(),
     })
-}
-
-/// Loads the object as a loader would (running `init` at load time), then measures it.
-pub fn load_and_measure(
-    program: &simplebpf_dsl::ir::Program,
-    emitted: &Emitted,
-    contract: &Contract,
-    elf: &[u8],
-    port: u16,
-) -> Result<(LoadedProgram, KernelNumbers), BuildError> {
-    let loaded = match LoadedProgram::load(elf, Some(&emitted.function)) {
-        Ok(loaded) => loaded,
-        Err(KernelError::Rejected { log }) => return Err(BuildError::Verifier { log }),
-        Err(err) => return Err(err.into()),
-    };
-    let initial = interp::load(program, &[], monotonic_ns()).map_err(|err| {
-        BuildError::State(StateError::Missing(format!(
-            "init failed at load time: {err}"
-        )))
-    })?;
-    state_io::write_state(&loaded, contract, &initial.state)?;
-    let numbers = measure::measure(&loaded, port)?;
-    Ok((loaded, numbers))
 }
 
 /// The clock `bpf_ktime_get_ns` reads, now.
@@ -289,7 +210,7 @@ pub fn write_outputs(
             },
             OutputFile {
                 name: &names[1],
-                bytes: &built.elf,
+                bytes: &built.gated.elf,
             },
             OutputFile {
                 name: &names[2],

@@ -3,72 +3,14 @@
 
 use serde_json::{Value as Json, json};
 use simplebpf_checker::Verdict;
-use simplebpf_compiler::backend::Emitted;
 use simplebpf_compiler::clang;
-use simplebpf_compiler::contract::{Contract, Place};
+use simplebpf_compiler::contract::Place;
 use simplebpf_compiler::measure::{self, KernelNumbers};
+use simplebpf_optimizer::{Gated, KernelOutcome};
 
 use crate::outputs::sha256_hex;
 use crate::pipeline::{BuildOptions, OutputPaths};
-
-/// What the checker said about the object, or why it was not asked.
-#[derive(Debug, Clone)]
-pub enum CheckerSection {
-    Checked(Verdict),
-    NotRun(String),
-}
-
-impl CheckerSection {
-    pub fn proven(&self) -> bool {
-        matches!(self, CheckerSection::Checked(Verdict::Equivalent { .. }))
-    }
-
-    fn to_json(&self) -> Json {
-        match self {
-            CheckerSection::Checked(Verdict::Equivalent {
-                ms,
-                paths,
-                assumptions,
-            }) => json!({
-                "verdict": "equivalent", "ms": ms, "paths": paths, "assumptions": assumptions,
-            }),
-            CheckerSection::Checked(Verdict::NotEquivalent { ms, .. }) => json!({
-                "verdict": "not equivalent", "ms": ms, "assumptions": [],
-                "warning": "UNPROVEN: written because of --allow-unproven; the program differs from the policy",
-            }),
-            CheckerSection::Checked(Verdict::Race {
-                instruction,
-                variable,
-            }) => json!({
-                "verdict": "not equivalent", "reason": "race", "instruction": instruction,
-                "variable": variable, "assumptions": [],
-                "warning": "UNPROVEN: written because of --allow-unproven; concurrent requests can lose updates",
-            }),
-            CheckerSection::Checked(Verdict::Unknown { reason }) => json!({
-                "verdict": "unknown", "ms": Json::Null, "reason": reason, "assumptions": [],
-                "warning": "UNPROVEN: written because of --allow-unproven",
-            }),
-            CheckerSection::NotRun(reason) => json!({ "verdict": "not run", "reason": reason }),
-        }
-    }
-}
-
-/// What the kernel said, or why it was not asked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KernelSection {
-    Measured(KernelNumbers),
-    Skipped(String),
-}
-
-impl KernelSection {
-    pub fn measured(numbers: KernelNumbers) -> KernelSection {
-        KernelSection::Measured(numbers)
-    }
-
-    pub fn skipped(reason: &str) -> KernelSection {
-        KernelSection::Skipped(reason.to_string())
-    }
-}
+use crate::verdict;
 
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -79,94 +21,111 @@ pub struct Report {
     pub c_sha256: String,
     pub object_sha256: String,
     pub elf_insns: usize,
-    pub kernel: KernelSection,
+    pub kernel: KernelOutcome,
     pub clang_version: String,
     pub clang_flags: Vec<String>,
     pub float_scales: Vec<(String, String)>,
     pub state: Json,
     pub lock: bool,
-    pub checker: CheckerSection,
+    /// The checker's verdict on the object (equivalent, unless `--allow-unproven` wrote it).
+    pub verdict: Option<Verdict>,
 }
 
 impl Report {
-    pub fn new(
-        policy: &str,
-        options: &BuildOptions,
-        emitted: &Emitted,
-        contract: &Contract,
-        elf: &[u8],
-        elf_insns: usize,
-        kernel: KernelSection,
-        checker: CheckerSection,
-    ) -> Report {
+    pub fn new(policy: &str, options: &BuildOptions, gated: &Gated) -> Report {
+        let contract = gated.contract.as_ref();
         let state = contract
-            .vars
-            .iter()
-            .map(|var| {
-                let mut entry = json!({
-                    "name": var.name,
-                    "type": var.ty.to_string(),
-                });
-                match &var.place {
-                    Place::Global(global) => {
-                        entry["storage"] = json!("global");
-                        entry["section"] = json!(global.section);
-                    }
-                    Place::Constant(value) => {
-                        entry["storage"] = json!("constant");
-                        entry["value"] = json!(value.to_string());
-                    }
-                    Place::HashMap { .. } => entry["storage"] = json!("hash map"),
-                    Place::RingBuf { .. } => entry["storage"] = json!("ring buffer"),
-                }
-                if let Some(scale) = &var.scale {
-                    entry["scale"] = json!(scale.to_string());
-                }
-                entry
+            .map(|contract| {
+                contract
+                    .vars
+                    .iter()
+                    .map(|var| {
+                        let mut entry = json!({ "name": var.name, "type": var.ty.to_string() });
+                        match &var.place {
+                            Place::Global(global) => {
+                                entry["storage"] = json!("global");
+                                entry["section"] = json!(global.section);
+                            }
+                            Place::Constant(value) => {
+                                entry["storage"] = json!("constant");
+                                entry["value"] = json!(value.to_string());
+                            }
+                            Place::HashMap { .. } => entry["storage"] = json!("hash map"),
+                            Place::RingBuf { .. } => entry["storage"] = json!("ring buffer"),
+                        }
+                        if let Some(scale) = &var.scale {
+                            entry["scale"] = json!(scale.to_string());
+                        }
+                        entry
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         Report {
             policy: policy.to_string(),
-            program: emitted.function.clone(),
+            program: gated.program.clone(),
             port: options.port,
-            c_sha256: sha256_hex(emitted.c_source.as_bytes()),
-            object_sha256: sha256_hex(elf),
-            elf_insns,
-            kernel,
+            c_sha256: sha256_hex(gated.c_source.as_deref().unwrap_or_default().as_bytes()),
+            object_sha256: sha256_hex(&gated.elf),
+            elf_insns: gated.elf_insns,
+            kernel: gated.kernel.clone(),
             clang_version: clang::version().unwrap_or_else(|err| err.to_string()),
             clang_flags: options.clang.flags(),
             float_scales: contract
-                .float_scales()
+                .map(|c| c.float_scales())
+                .unwrap_or_default()
                 .into_iter()
                 .map(|(name, scale)| (name, scale.to_string()))
                 .collect(),
             state: Json::Array(state),
-            lock: contract.lock.is_some(),
-            checker,
+            lock: contract.is_some_and(|c| c.lock.is_some()),
+            verdict: gated.verdict.clone(),
         }
+    }
+
+    pub fn proven(&self) -> bool {
+        matches!(self.verdict, Some(Verdict::Equivalent { .. }))
+    }
+
+    /// The kernel's numbers, when it measured the program.
+    pub fn numbers(&self) -> Option<&KernelNumbers> {
+        match &self.kernel {
+            KernelOutcome::Measured(numbers) => Some(numbers),
+            _ => None,
+        }
+    }
+
+    fn checker_json(&self) -> Json {
+        let Some(verdict) = &self.verdict else {
+            return json!({ "verdict": "not run" });
+        };
+        let mut section = verdict::json(verdict, None, None);
+        let warning = match verdict {
+            Verdict::Equivalent { .. } => None,
+            Verdict::Race { .. } => Some(
+                "UNPROVEN: written because of --allow-unproven; concurrent requests can lose updates",
+            ),
+            Verdict::NotEquivalent { .. } => Some(
+                "UNPROVEN: written because of --allow-unproven; the program differs from the policy",
+            ),
+            Verdict::Unknown { .. } => Some("UNPROVEN: written because of --allow-unproven"),
+        };
+        if let Some(warning) = warning {
+            section["warning"] = json!(warning);
+        }
+        if section.get("assumptions").is_none() {
+            section["assumptions"] = json!([]);
+        }
+        section
     }
 
     pub fn to_json(&self, paths: &OutputPaths) -> Json {
         let facts = measure::kernel_facts();
-        let (xlated, jited, accepted, verified, bytes, ns, kernel_note) = match &self.kernel {
-            KernelSection::Measured(n) => (
-                json!(n.sizes.xlated_insns),
-                json!(n.sizes.jited_insns),
-                json!(true),
-                json!(n.sizes.verified_insns),
-                json!({ "xlated": n.sizes.xlated_bytes, "jited": n.sizes.jited_bytes }),
-                json!(n.ns_per_packet),
-                Json::Null,
-            ),
-            KernelSection::Skipped(reason) => (
-                Json::Null,
-                Json::Null,
-                Json::Null,
-                Json::Null,
-                Json::Null,
-                Json::Null,
-                json!(reason),
-            ),
+        let numbers = self.numbers();
+        let kernel_note = match &self.kernel {
+            KernelOutcome::Measured(_) | KernelOutcome::Verified => None,
+            KernelOutcome::NotAsked => Some("--no-kernel".to_string()),
+            KernelOutcome::NotPermitted(reason) => Some(reason.clone()),
         };
         let scales: serde_json::Map<String, Json> = self
             .float_scales
@@ -183,10 +142,18 @@ impl Report {
                 "c_sha256": self.c_sha256,
                 "object_sha256": self.object_sha256,
             },
-            "insns": { "elf": self.elf_insns, "xlated": xlated, "jited": jited },
-            "bytes": bytes,
-            "verifier": { "accepted": accepted, "verified_insns": verified, "log": Json::Null },
-            "runtime_ns_per_packet": ns,
+            "insns": {
+                "elf": self.elf_insns,
+                "xlated": numbers.map(|n| n.sizes.xlated_insns),
+                "jited": numbers.map(|n| n.sizes.jited_insns),
+            },
+            "bytes": numbers.map(|n| json!({ "xlated": n.sizes.xlated_bytes, "jited": n.sizes.jited_bytes })),
+            "verifier": {
+                "accepted": numbers.map(|_| true),
+                "verified_insns": numbers.map(|n| n.sizes.verified_insns),
+                "log": Json::Null,
+            },
+            "runtime_ns_per_packet": numbers.map(|n| n.ns_per_packet),
             "runtime": {
                 "packet": format!("Ethernet + IPv4 + UDP to port {}, {} payload bytes", self.port, measure::PAYLOAD_LEN),
                 "repeat": measure::REPEAT,
@@ -194,7 +161,7 @@ impl Report {
                 "statistic": "median of the runs' mean ns per packet",
             },
             "kernel": {
-                "used": kernel_note.is_null(),
+                "used": kernel_note.is_none(),
                 "skipped_because": kernel_note,
                 "release": facts.release,
                 "bpf_jit_harden": facts.jit_harden,
@@ -208,7 +175,7 @@ impl Report {
             "float_scales": scales,
             "state": self.state,
             "spin_lock": self.lock,
-            "checker": self.checker.to_json(),
+            "checker": self.checker_json(),
         })
     }
 }

@@ -131,8 +131,9 @@ fn hand_written_programs_for_the_bench_policies_are_proven() {
 /// by one) is refused, or written loudly marked UNPROVEN with `--allow-unproven`.
 #[test]
 fn build_refuses_what_it_cannot_prove() {
-    use simplebpf::pipeline::{self, BuildError, BuildOptions, KernelUse};
+    use simplebpf::pipeline::{self, BuildError, BuildOptions};
     use simplebpf_checker::Verdict;
+    use simplebpf_optimizer::{KernelUse, Rejection};
 
     let path = common::root().join("examples/fault.appnet");
     let program = common::program(&path);
@@ -145,7 +146,7 @@ fn build_refuses_what_it_cannot_prove() {
         ..BuildOptions::default()
     };
     match pipeline::build_emitted("fault", &program, emitted.clone(), &options) {
-        Err(BuildError::Unproven { verdict }) => {
+        Err(BuildError::Rejected(Rejection::NotEquivalent { verdict, .. })) => {
             assert!(
                 matches!(*verdict, Verdict::NotEquivalent { .. }),
                 "{verdict:?}"
@@ -161,7 +162,7 @@ fn build_refuses_what_it_cannot_prove() {
         ..options
     };
     let built = pipeline::build_emitted("fault", &program, emitted, &loud).expect("written anyway");
-    assert!(!built.report.checker.proven());
+    assert!(!built.report.proven());
     let dir = tempfile::tempdir().unwrap();
     let out = simplebpf::outputs::OutputDir::prepare(dir.path()).unwrap();
     let paths = pipeline::write_outputs(&built, &out, &Default::default()).unwrap();

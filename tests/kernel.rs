@@ -15,6 +15,7 @@ use simplebpf_compiler::kernel;
 use simplebpf_compiler::measure;
 use simplebpf_compiler::state_io;
 use simplebpf_dsl::interp::{self, Value};
+use simplebpf_optimizer::Rejection;
 
 fn simplebpf(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_simplebpf"))
@@ -115,13 +116,13 @@ fn a_program_the_verifier_rejects_gives_its_log_and_no_files() {
     emitted.c_source = emitted.c_source.replace(check, "");
     let out = tempfile::tempdir().unwrap();
     match pipeline::build_emitted("logging", &program, emitted, &BuildOptions::default()) {
-        Err(BuildError::Verifier { log }) => {
+        Err(BuildError::Rejected(Rejection::Verifier { log })) => {
             assert!(
                 log.contains("invalid access to packet"),
                 "unexpected log:\n{log}"
             );
         }
-        Err(BuildError::Kernel(err))
+        Err(BuildError::Rejected(Rejection::Kernel(err)))
             if err.is_missing_capability() && !kernel::kernel_required() =>
         {
             eprintln!("skipping: {err}");

@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::generate::{packet, pre_state};
 use common::{PORT, Rng};
 use simplebpf_checker::{Options, Verdict};
@@ -105,15 +103,15 @@ fn every_equivalent_verdict_holds_on_the_kernel() {
         let dir = tempfile::tempdir().unwrap();
         let elf = clang::compile(&emitted.c_source, dir.path(), &ClangOptions::default()).unwrap();
         let object = BpfObject::parse(&elf).unwrap();
-        let verdict = simplebpf_checker::check(
+        let name = object.xdp_program(None).unwrap().name.clone();
+        let verdict = simplebpf_checker::Session::new(
             &program,
-            &object,
-            &Options {
+            Options {
                 port: PORT,
-                timeout: Duration::from_secs(30),
                 ..Options::default()
             },
         )
+        .check(&elf, &object, &name)
         .expect("not interrupted");
         match verdict {
             Verdict::Equivalent { .. } => {}

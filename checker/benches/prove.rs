@@ -8,11 +8,9 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use simplebpf_checker::{Options, Verdict, check};
+use simplebpf_checker::Verdict;
 use simplebpf_compiler::clang::ClangOptions;
-use simplebpf_compiler::object_model::BpfObject;
 
 const RUNS: usize = 5;
 
@@ -44,17 +42,11 @@ fn main() {
             continue;
         };
         let elf = support::compile(&c, &ClangOptions::default());
-        let object = BpfObject::parse(&elf).expect("an object");
-        let options = Options {
-            port: support::PORT,
-            timeout: Duration::from_secs(30),
-            ..Options::default()
-        };
         let mut times = Vec::new();
         let mut last = None;
         for _ in 0..RUNS {
             let started = std::time::Instant::now();
-            let verdict = check(&program, &object, &options).expect("not interrupted");
+            let verdict = support::verdict(&program, &elf);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             last = Some(verdict);
         }

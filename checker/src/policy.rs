@@ -38,7 +38,7 @@ pub enum Sym {
     },
     Str(String),
     /// A string that differs between paths: the index of one of the strings the policy
-    /// spells out (all strings are build-time constants here), interned in `STRINGS`.
+    /// spells out (all strings are build-time constants here), as `string_id` encodes it.
     StrId(BV),
     Opt {
         some: Bool,
@@ -172,27 +172,35 @@ fn is_false(b: &Bool) -> bool {
     b.simplify().as_bool() == Some(false)
 }
 
-thread_local! {
-    static STRINGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A string as the index of its spelling among those seen (equal strings, equal indices).
+/// A string as bits that determine it: its UTF-8 bytes above its 16-bit length. Different
+/// strings give different bits at any common width (zero-extension keeps the length field),
+/// so no table of the strings seen is needed.
 fn string_id(value: &Sym) -> Result<BV, Unsupported> {
     match value {
         Sym::StrId(id) => Ok(id.clone()),
-        Sym::Str(text) => Ok(STRINGS.with(|strings| {
-            let mut strings = strings.borrow_mut();
-            let index = match strings.iter().position(|s| s == text) {
-                Some(index) => index,
-                None => {
-                    strings.push(text.clone());
-                    strings.len() - 1
-                }
-            };
-            BV::from_u64(index as u64, 32)
-        })),
+        Sym::Str(text) if text.len() <= usize::from(u16::MAX) => Ok(text
+            .bytes()
+            .map(|b| BV::from_u64(u64::from(b), 8))
+            .chain(std::iter::once(BV::from_u64(text.len() as u64, 16)))
+            .reduce(|acc, part| acc.concat(&part))
+            .expect("the length is always there")),
         _ => Err(Unsupported("a string of unknown shape".to_string())),
     }
+}
+
+/// Two string ids at one width.
+fn common_ids(a: &Sym, b: &Sym) -> Result<(BV, BV), Unsupported> {
+    let (x, y) = (string_id(a)?, string_id(b)?);
+    let width = x.get_size().max(y.get_size());
+    let widen = |v: BV| {
+        let size = v.get_size();
+        if size < width {
+            v.zero_ext(width - size)
+        } else {
+            v
+        }
+    };
+    Ok((widen(x), widen(y)))
 }
 
 /// `ite(c, a, b)` for two values of one type.
@@ -210,7 +218,8 @@ pub fn merge(c: &Bool, a: &Sym, b: &Sym) -> Result<Sym, Unsupported> {
         }
         (Sym::Str(x), Sym::Str(y)) if x == y => Sym::Str(x.clone()),
         (Sym::Str(_) | Sym::StrId(_), Sym::Str(_) | Sym::StrId(_)) => {
-            Sym::StrId(c.ite(&string_id(a)?, &string_id(b)?))
+            let (x, y) = common_ids(a, b)?;
+            Sym::StrId(c.ite(&x, &y))
         }
         (
             Sym::Opt {
@@ -814,7 +823,8 @@ fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
         (Sym::Str(_) | Sym::StrId(_), Sym::Str(_) | Sym::StrId(_))
             if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
         {
-            let same = string_id(a)?.eq(string_id(b)?);
+            let (x, y) = common_ids(a, b)?;
+            let same = x.eq(&y);
             if op == CmpOp::Eq { same } else { same.not() }
         }
         _ => return Err(Unsupported("comparing these values".to_string())),

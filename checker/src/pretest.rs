@@ -1,10 +1,9 @@
 //! Cheap concrete tests before the solver (the K2 lesson): the object runs in the kernel on a
 //! few frames with every random draw and clock read patched to fixed values, the policy runs
 //! in the interpreter on the same inputs, and a difference is a counterexample found without
-//! Z3. Counterexamples the solver finds later join these inputs for the rest of the process,
-//! so a search that checks many candidates (the optimizer) tries them first.
+//! Z3. Counterexamples found later join these inputs for the rest of a checker session, so a
+//! search that checks many candidates (the optimizer) tries them first.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -30,23 +29,9 @@ struct Case {
     draw: u32,
 }
 
-thread_local! {
-    /// Frames of earlier counterexamples, tried first from then on.
-    static LEARNED: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Remembers a counterexample's frame for later pre-tests.
-pub fn learn(counterexample: &Counterexample) {
-    LEARNED.with(|learned| {
-        let mut learned = learned.borrow_mut();
-        if !learned.contains(&counterexample.packet) {
-            learned.push(counterexample.packet.clone());
-        }
-    });
-}
-
-fn frames(port: u16) -> Vec<Vec<u8>> {
-    let mut frames: Vec<Vec<u8>> = LEARNED.with(|l| l.borrow().clone());
+/// The test frames: the learned ones (earlier counterexamples) first.
+fn frames(port: u16, learned: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut frames: Vec<Vec<u8>> = learned.to_vec();
     let udp = |dest: u16, payload: usize| {
         let mut l4 = vec![0x9c, 0x40];
         l4.extend_from_slice(&dest.to_be_bytes());
@@ -118,6 +103,7 @@ pub fn run(
     program: &Program,
     object: &BpfObject,
     options: &Options,
+    learned: &[Vec<u8>],
 ) -> Option<Verdict> {
     let started = Instant::now();
     let port = options.port;
@@ -184,7 +170,7 @@ pub fn run(
     for &draw in DRAWS {
         let elf = patched(elf, object, name, draw)?;
         let mut loaded = LoadedProgram::load(&elf, name).ok()?;
-        for frame in frames(port) {
+        for frame in frames(port, learned) {
             if options.cancel.is_cancelled() {
                 return None;
             }

@@ -22,14 +22,20 @@ use simplebpf_compiler::contract::{self, GlobalPlace, Place, VarPlace};
 
 const XDP_DROP: u64 = 1;
 const XDP_PASS: u64 = 2;
-/// Frames up to this long are considered (jumbo frames included).
-pub const MAX_PACKET: u64 = 9216;
+/// The most linear bytes an XDP program sees on x86-64 with 4 KiB pages (a page less 256
+/// bytes of headroom and 320 of `skb_shared_info`; `BPF_PROG_TEST_RUN` cuts longer input to
+/// this, measured on kernel 6.18): LANGUAGE.md §4.6. Every counterexample can be replayed.
+pub const MAX_PACKET: u64 = 3520;
 /// Counterexamples are first looked for among frames this short.
 const SMALL_PACKET: u64 = 128;
 
 #[derive(Debug, Clone)]
 pub struct Options {
     pub port: u16,
+    /// Z3 resource units a check may use (`rlimit`): what decides "unknown", the same on an
+    /// idle and a busy machine.
+    pub budget: u64,
+    /// A wall-clock safety net only: a check still running after this long is "unknown".
     pub timeout: Duration,
     /// Which XDP program of the object (the only one when `None`).
     pub program: Option<String>,
@@ -37,15 +43,26 @@ pub struct Options {
     pub cancel: Cancel,
 }
 
+/// The default budget: about 10 to 40 s of solving on this project's machine.
+pub const DEFAULT_BUDGET: u64 = 100_000_000;
+
 impl Default for Options {
     fn default() -> Options {
         Options {
             port: 9000,
-            timeout: Duration::from_secs(20),
+            budget: DEFAULT_BUDGET,
+            timeout: Duration::from_secs(600),
             program: None,
             cancel: Cancel::new(),
         }
     }
+}
+
+/// What a check spent of its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub limit: u64,
+    pub used: u64,
 }
 
 /// The assumptions every proof rests on; the report lists them.
@@ -53,24 +70,61 @@ pub fn assumptions() -> Vec<String> {
     vec![
         "maps are never full (an insert always succeeds)".to_string(),
         "time is monotonic: a stored Instant is not later than the request's time, and each later bpf_ktime_get_ns is no smaller than the one before".to_string(),
-        format!("frames are 14 to {MAX_PACKET} bytes (XDP never sees a frame without an Ethernet header)"),
+        format!("frames are 14 to {MAX_PACKET} bytes: XDP never sees less than an Ethernet header, nor more than the linear buffer of a single-buffer program (multi-buffer xdp.frags programs are outside this version)"),
         "a state variable no handler writes holds its init value (docs/language.md §4.3)".to_string(),
         "draws are matched by order: the k-th bpf_get_prandom_u32 is the policy's k-th draw (at most 256)".to_string(),
     ]
 }
 
+/// The policy encoded over the inputs of objects of one shape (the same sections, fields,
+/// read-only contents, maps and state places): candidates of one layout share it.
+#[derive(Debug, Clone)]
+pub struct Encoding {
+    inputs: Inputs,
+    is_rpc: Bool,
+    policy: PolicyOutcome,
+}
+
+/// What makes two objects' encodings the same: their state places and the shape of their
+/// memory.
+fn shape(places: &[VarPlace], object: &BpfObject) -> String {
+    let maps: Vec<String> = object
+        .maps
+        .iter()
+        .map(|m| {
+            let fixed = if m.name.starts_with(".rodata") {
+                &m.initial[..]
+            } else {
+                &[]
+            };
+            format!(
+                "{}:{:?}:{}:{}:{:?}",
+                m.name, m.kind, m.key_size, m.value_size, fixed
+            )
+        })
+        .collect();
+    format!("{places:?}|{maps:?}")
+}
+
 /// The solver's verdict on the object's XDP program; `Err` when the work was cancelled.
+/// `encodings` caches the policy's encoding by the object's shape.
 pub fn check(
     program: &Program,
     object: &BpfObject,
     options: &Options,
+    encodings: &mut std::collections::HashMap<String, Encoding>,
 ) -> Result<Verdict, Interrupted> {
-    let verdict = check_uncancelled(program, object, options);
+    let verdict = check_uncancelled(program, object, options, encodings);
     options.cancel.check()?;
     Ok(verdict)
 }
 
-fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -> Verdict {
+fn check_uncancelled(
+    program: &Program,
+    object: &BpfObject,
+    options: &Options,
+    encodings: &mut std::collections::HashMap<String, Encoding>,
+) -> Verdict {
     let started = Instant::now();
     let unknown = |reason: String| Verdict::Unknown { reason };
     let places = match places(program, object) {
@@ -81,12 +135,22 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
         Ok(p) => p,
         Err(err) => return unknown(err.to_string()),
     };
-    let fields: Vec<(&str, u64, u32)> = places
-        .iter()
-        .filter_map(VarPlace::global)
-        .map(|g| (g.section.as_str(), g.offset, g.size))
-        .collect();
-    let inputs = symexec::fresh_inputs(object, &fields);
+    let key = shape(&places, object);
+    let encoding = match encodings.get(&key) {
+        Some(encoding) => encoding.clone(),
+        None => match encode(program, &places, object, options.port) {
+            Ok(encoding) => {
+                encodings.insert(key, encoding.clone());
+                encoding
+            }
+            Err(reason) => return unknown(reason),
+        },
+    };
+    let Encoding {
+        inputs,
+        is_rpc,
+        policy,
+    } = encoding;
     let paths = match symexec::execute(
         &prog.insns,
         &inputs,
@@ -104,15 +168,6 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
             variable,
         };
     }
-    let (is_rpc, payload_len) = filter::rpc(&inputs.packet, &inputs.packet_len, options.port);
-    let policy = match policy::encode(program, &places, &inputs, &payload_len) {
-        Ok(p) => p,
-        Err(policy::Unsupported(what)) => {
-            return unknown(format!(
-                "the policy uses {what}, which the checker does not model"
-            ));
-        }
-    };
     let base = base_assumptions(&inputs, &places);
 
     // One query for the whole program: "some path runs and differs there". Measured here,
@@ -135,9 +190,20 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
     }
     let mut query = base;
     query.push(Bool::or(&cases));
+    let mut spent = 0;
     let answer = {
         let _interrupt = interrupt::on_cancel(&options.cancel);
-        solve(&solvers(options.timeout), &query, &inputs, &options.cancel)
+        solve(
+            &solvers(options.timeout),
+            &query,
+            &inputs,
+            options,
+            &mut spent,
+        )
+    };
+    let budget = Budget {
+        limit: options.budget,
+        used: spent,
     };
     match answer {
         Answer::Unsat => {}
@@ -161,10 +227,17 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
                 ms: started.elapsed().as_millis(),
             };
         }
+        Answer::Unknown if spent >= options.budget => {
+            return unknown(format!(
+                "the solver used its whole budget ({} resource units) without an answer",
+                options.budget
+            ));
+        }
         Answer::Unknown => {
             return unknown(format!(
-                "the solver gave no answer within {} ms",
-                options.timeout.as_millis()
+                "the solver gave no answer (it used {spent} of {} resource units; the safety-net timeout is {} s)",
+                options.budget,
+                options.timeout.as_secs()
             ));
         }
     }
@@ -172,6 +245,7 @@ fn check_uncancelled(program: &Program, object: &BpfObject, options: &Options) -
         ms: started.elapsed().as_millis(),
         paths: paths.len(),
         assumptions: assumptions(),
+        budget,
     }
 }
 
@@ -205,13 +279,25 @@ fn solvers(timeout: Duration) -> Vec<Solver> {
     vec![eager, arrays]
 }
 
-/// The first definite answer of the strategies. "unknown" only when none has one.
-fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs, cancel: &Cancel) -> Answer {
+/// The first definite answer of the strategies, each given what is left of the budget;
+/// `spent` counts the resource units used. "unknown" only when none has an answer.
+fn solve(
+    solvers: &[Solver],
+    query: &[Bool],
+    inputs: &Inputs,
+    options: &Options,
+    spent: &mut u64,
+) -> Answer {
     for solver in solvers {
         // An interrupt ends one check; the next solver would start afresh.
-        if cancel.is_cancelled() {
+        if options.cancel.is_cancelled() || *spent >= options.budget {
             return Answer::Unknown;
         }
+        let left = (options.budget - *spent).min(u64::from(u32::MAX));
+        let mut params = Params::new();
+        params.set_u32("rlimit", left as u32);
+        solver.set_params(&params);
+        let before = rlimit_count(solver);
         solver.push();
         for fact in query {
             solver.assert(fact);
@@ -237,6 +323,7 @@ fn solve(solvers: &[Solver], query: &[Bool], inputs: &Inputs, cancel: &Cancel) -
             }
             SatResult::Unknown => Answer::Unknown,
         };
+        *spent += rlimit_count(solver).saturating_sub(before);
         solver.pop(1);
         if !matches!(answer, Answer::Unknown) {
             return answer;
@@ -259,6 +346,45 @@ fn read(
     global: &GlobalPlace,
 ) -> BV {
     policy::read_global(sections, &global.section, global.offset, global.size)
+}
+
+/// The inputs of an object of this shape and the policy over them.
+fn encode(
+    program: &Program,
+    places: &[VarPlace],
+    object: &BpfObject,
+    port: u16,
+) -> Result<Encoding, String> {
+    let fields: Vec<(&str, u64, u32)> = places
+        .iter()
+        .filter_map(VarPlace::global)
+        .map(|g| (g.section.as_str(), g.offset, g.size))
+        .collect();
+    let inputs = symexec::fresh_inputs(object, &fields);
+    let (is_rpc, payload_len) = filter::rpc(&inputs.packet, &inputs.packet_len, port);
+    let policy = policy::encode(program, places, &inputs, &payload_len).map_err(
+        |policy::Unsupported(what)| {
+            format!("the policy uses {what}, which the checker does not model")
+        },
+    )?;
+    Ok(Encoding {
+        inputs,
+        is_rpc,
+        policy,
+    })
+}
+
+/// The resource units this solver's context has used so far (Z3 counts per context, so only
+/// differences mean anything).
+fn rlimit_count(solver: &Solver) -> u64 {
+    solver
+        .get_statistics()
+        .value("rlimit count")
+        .map(|value| match value {
+            z3::StatisticsValue::UInt(n) => u64::from(n),
+            z3::StatisticsValue::Double(x) => x as u64,
+        })
+        .unwrap_or(0)
 }
 
 /// The state variable an access touches, if any.

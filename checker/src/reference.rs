@@ -55,3 +55,52 @@ pub fn run(
             .collect(),
     })
 }
+
+/// What the policy does on a counterexample's inputs: its XDP action, the stored
+/// variables afterwards as the counterexample compares them (maps at the keys in scope), and
+/// the records it appends. A counterexample whose program side equals this is the checker's
+/// own mistake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    pub action: u32,
+    pub post: std::collections::BTreeMap<String, Value>,
+    pub records: Vec<(String, Value)>,
+}
+
+impl Replayed {
+    /// Whether the program did exactly what the policy does here.
+    pub fn agrees_with_program(&self, cx: &crate::verdict::Counterexample) -> bool {
+        self.action == cx.program_action
+            && self.post == cx.program_post
+            && self.records == cx.program_records
+    }
+}
+
+/// Runs the policy on a counterexample: `init` at time 0, the counterexample's pre-state over
+/// it, then `req` on its packet, draws and time.
+pub fn replay(
+    program: &Program,
+    cx: &crate::verdict::Counterexample,
+    port: u16,
+) -> Result<Replayed, String> {
+    let mut state = interp::load(program, &[], 0)
+        .map_err(|e| format!("init: {e}"))?
+        .state;
+    for (name, value) in &cx.pre_state {
+        state
+            .set(program, name, value.clone())
+            .map_err(|e| format!("pre-state {name}: {e}"))?;
+    }
+    let outcome = run(program, &cx.packet, port, &state, &cx.draws, cx.now)
+        .map_err(|e| format!("req: {e}"))?;
+    let post = cx
+        .program_post
+        .keys()
+        .map(|name| (name.clone(), cx.in_scope(name, &outcome.state.vars[name])))
+        .collect();
+    Ok(Replayed {
+        action: outcome.action,
+        post,
+        records: outcome.records,
+    })
+}

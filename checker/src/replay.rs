@@ -27,8 +27,28 @@ pub enum KernelReplay {
         post: BTreeMap<String, Value>,
         records: Vec<(String, Value)>,
     },
+    /// This machine may not load programs (run as root, or with CAP_BPF and CAP_NET_ADMIN).
+    NotPermitted(String),
     /// The replay could not run; why.
     Unavailable(String),
+}
+
+/// Why a replay did not run.
+enum Failure {
+    NotPermitted(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure::Other(reason)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Failure {
+        Failure::Other(reason.to_string())
+    }
 }
 
 /// `name`: which XDP program of the object (the only one when `None`).
@@ -41,7 +61,8 @@ pub fn kernel_replay(
 ) -> KernelReplay {
     match run(elf, program, object, name, cx) {
         Ok(replay) => replay,
-        Err(reason) => KernelReplay::Unavailable(reason),
+        Err(Failure::NotPermitted(reason)) => KernelReplay::NotPermitted(reason),
+        Err(Failure::Other(reason)) => KernelReplay::Unavailable(reason),
     }
 }
 
@@ -51,7 +72,7 @@ fn run(
     object: &BpfObject,
     name: Option<&str>,
     cx: &Counterexample,
-) -> Result<KernelReplay, String> {
+) -> Result<KernelReplay, Failure> {
     let places = crate::query::places(program, object)?;
     let prog = object.xdp_program(name).map_err(|e| e.to_string())?;
 
@@ -62,7 +83,7 @@ fn run(
     let mut seen = std::collections::BTreeSet::new();
     for (k, site) in cx.draw_sites.iter().enumerate() {
         if !seen.insert(*site) {
-            return Err("a draw site runs twice on the path (a loop)".to_string());
+            return Err("a draw site runs twice on the path (a loop)".into());
         }
         let draw = *cx.draws.get(k).ok_or("fewer draws than calls")?;
         // mov32 zero-extends: r0 = the draw exactly, as the helper returns it.
@@ -73,11 +94,11 @@ fn run(
         .collect();
     for (k, site) in cx.time_sites.iter().enumerate() {
         if !seen.insert(*site) {
-            return Err("a clock read runs twice on the path (a loop)".to_string());
+            return Err("a clock read runs twice on the path (a loop)".into());
         }
         let time = *times.get(k).ok_or("fewer times than clock reads")?;
         if time >= 1 << 31 {
-            return Err(format!("the time {time} does not fit a 32-bit immediate"));
+            return Err(format!("the time {time} does not fit a 32-bit immediate").into());
         }
         patch(*site, Insn::mov64_imm(0, time as i32))?;
     }
@@ -85,9 +106,12 @@ fn run(
     let mut loaded = match LoadedProgram::load(&patched, name) {
         Ok(loaded) => loaded,
         Err(KernelError::Rejected { .. }) => {
-            return Err("the verifier rejected the patched object".to_string());
+            return Err("the verifier rejected the patched object".into());
         }
-        Err(err) => return Err(err.to_string()),
+        Err(err) if err.is_missing_capability() => {
+            return Err(Failure::NotPermitted(err.to_string()));
+        }
+        Err(err) => return Err(err.to_string().into()),
     };
     for (section, bytes) in &cx.sections_pre {
         loaded

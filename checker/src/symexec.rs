@@ -401,9 +401,12 @@ pub fn execute(
         witness: None,
     };
     let pruner = Solver::new();
-    // Pruning is an optimisation: a check that takes too long keeps both sides.
+    // Pruning is an optimisation: a check past its budget keeps both sides. A resource
+    // budget, not a time limit, so that the same program explores the same paths on a busy
+    // machine.
     let mut params = z3::Params::new();
-    params.set_u32("timeout", 2000);
+    params.set_u32("rlimit", PRUNE_BUDGET);
+    params.set_bool("ctrl_c", false);
     pruner.set_params(&params);
     let mut work = vec![start];
     let mut ends = Vec::new();
@@ -439,6 +442,9 @@ pub fn execute(
 /// per fork cost more than the whole equivalence query. An infeasible path is harmless in
 /// the query (its condition is false); pruning is there to keep loops from multiplying them.
 const PRUNE_AFTER: usize = 64;
+
+/// Z3 resource units one pruning check may use (a few hundred ms here).
+const PRUNE_BUDGET: u32 = 2_000_000;
 
 /// The work list of pending paths and how forks treat it.
 struct Paths<'a> {

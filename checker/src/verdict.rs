@@ -22,6 +22,8 @@ pub enum Verdict {
         ms: u128,
         paths: usize,
         assumptions: Vec<String>,
+        /// The solver's budget and what the proof used of it.
+        budget: crate::query::Budget,
     },
     NotEquivalent {
         counterexample: Box<Counterexample>,

@@ -4,11 +4,9 @@
 
 mod support;
 
-use std::time::Duration;
-
-use simplebpf_checker::{Options, Verdict, check};
+use simplebpf_checker::Verdict;
 use simplebpf_compiler::clang::{ClangOptions, Cpu, OptLevel};
-use simplebpf_compiler::object_model::{BpfObject, code_sections, insn};
+use simplebpf_compiler::object_model::{code_sections, insn};
 
 const COMPILATIONS: &[(OptLevel, Cpu)] = &[
     (OptLevel::O1, Cpu::V3),
@@ -37,17 +35,7 @@ fn every_compilation_of_correct_c_is_proven() {
                     "{name} {opt:?} {cpu:?}: {section} does not survive decode and encode"
                 );
             }
-            let object = BpfObject::parse(&elf).unwrap();
-            let verdict = check(
-                &program,
-                &object,
-                &Options {
-                    port: support::PORT,
-                    timeout: Duration::from_secs(30),
-                    ..Options::default()
-                },
-            )
-            .expect("not interrupted");
+            let verdict = support::verdict(&program, &elf);
             match &verdict {
                 Verdict::Equivalent { ms, .. } => {
                     eprintln!("{name} {opt:?} -mcpu={cpu:?}: equivalent in {ms} ms")

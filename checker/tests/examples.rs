@@ -3,25 +3,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use simplebpf_checker::{Options, Verdict, check};
+use simplebpf_checker::Verdict;
 use simplebpf_compiler::clang::ClangOptions;
-use simplebpf_compiler::object_model::BpfObject;
 
 /// The checker's verdict on `c` (the backend's C, or a change of it) against `program`.
 fn verdict(program: &simplebpf_dsl::ir::Program, c: &str) -> Verdict {
-    let object = BpfObject::parse(&support::compile(c, &ClangOptions::default())).unwrap();
-    check(
-        program,
-        &object,
-        &Options {
-            port: support::PORT,
-            timeout: Duration::from_secs(20),
-            ..Options::default()
-        },
-    )
-    .expect("not interrupted")
+    support::verdict(program, &support::compile(c, &ClangOptions::default()))
 }
 
 /// An example's IR and the C the backend emits for it.

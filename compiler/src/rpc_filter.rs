@@ -20,58 +20,154 @@ pub enum Classification {
     Rpc { payload_len: u16 },
 }
 
+/// The clause of LANGUAGE.md §4.1 a packet fails first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Clause {
+    #[error("shorter than an Ethernet header")]
+    EthernetHeader,
+    #[error("the EtherType is neither IPv4 (0x0800) nor IPv6 (0x86DD)")]
+    EtherType,
+    #[error("the IPv4 version field is not 4")]
+    Ipv4Version,
+    #[error("the IPv4 header length (IHL) is below 5")]
+    Ipv4Ihl,
+    #[error("the IPv4 header (IHL × 4 bytes) is not all in the packet")]
+    Ipv4Header,
+    #[error("an IPv4 fragment (frag_off & 0x3FFF is not 0)")]
+    Ipv4Fragment,
+    #[error("the IPv4 protocol is not UDP (17)")]
+    Ipv4Protocol,
+    #[error("shorter than the fixed 40-byte IPv6 header")]
+    Ipv6Header,
+    #[error("the IPv6 version field is not 6")]
+    Ipv6Version,
+    #[error("the IPv6 next header is not UDP (17)")]
+    Ipv6NextHeader,
+    #[error("the 8-byte UDP header is not all in the packet")]
+    UdpHeader,
+    #[error("the UDP destination port is not the service port")]
+    UdpPort,
+    #[error("the UDP length field is below 8")]
+    UdpLengthTooSmall,
+    #[error("the UDP length field runs past the end of the frame")]
+    UdpLengthBeyondFrame,
+}
+
+/// A packet's fields as §4.1 reads them, each present only when the packet has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub len: usize,
+    pub ethertype: Option<u16>,
+    pub ip_version: Option<u8>,
+    pub ihl: Option<u8>,
+    /// IPv4 `frag_off` (flags and offset).
+    pub frag_off: Option<u16>,
+    /// IPv4 protocol or IPv6 next header.
+    pub protocol: Option<u8>,
+    pub udp_dest: Option<u16>,
+    pub udp_length: Option<u16>,
+}
+
+/// A packet taken apart: its fields, and either its payload length (an RPC) or the first
+/// clause it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dissection {
+    pub fields: Fields,
+    pub verdict: Result<u16, Clause>,
+}
+
 /// Classifies one Ethernet frame for a service listening on UDP `port`.
 pub fn classify(frame: &[u8], port: u16) -> Classification {
-    let Some(ethertype) = be16(frame, 12) else {
-        return Classification::NotRpc;
+    match dissect(frame, port).verdict {
+        Ok(payload_len) => Classification::Rpc { payload_len },
+        Err(_) => Classification::NotRpc,
+    }
+}
+
+/// Reads a frame field by field, in the order §4.1 checks them.
+pub fn dissect(frame: &[u8], port: u16) -> Dissection {
+    let mut fields = Fields {
+        len: frame.len(),
+        ..Fields::default()
     };
-    let udp_start = match ethertype {
-        ETHERTYPE_IPV4 => ipv4_udp_start(frame),
-        ETHERTYPE_IPV6 => ipv6_udp_start(frame),
-        _ => None,
+    let verdict = read(frame, port, &mut fields);
+    Dissection { fields, verdict }
+}
+
+fn read(frame: &[u8], port: u16, fields: &mut Fields) -> Result<u16, Clause> {
+    let ethertype = be16(frame, 12).ok_or(Clause::EthernetHeader)?;
+    fields.ethertype = Some(ethertype);
+    let udp = match ethertype {
+        ETHERTYPE_IPV4 => ipv4_udp_start(frame, fields)?,
+        ETHERTYPE_IPV6 => ipv6_udp_start(frame, fields)?,
+        _ => return Err(Clause::EtherType),
     };
-    let Some(udp) = udp_start else {
-        return Classification::NotRpc;
-    };
-    let (Some(dest_port), Some(length)) = (be16(frame, udp + 2), be16(frame, udp + 4)) else {
-        return Classification::NotRpc;
-    };
+    if frame.len() < udp + UDP_HEADER {
+        return Err(Clause::UdpHeader);
+    }
+    let dest = be16(frame, udp + 2).ok_or(Clause::UdpHeader)?;
+    let length = be16(frame, udp + 4).ok_or(Clause::UdpHeader)?;
+    fields.udp_dest = Some(dest);
+    fields.udp_length = Some(length);
+    if dest != port {
+        return Err(Clause::UdpPort);
+    }
+    if usize::from(length) < UDP_HEADER {
+        return Err(Clause::UdpLengthTooSmall);
+    }
     // The length field covers header and payload; trailing padding after it is allowed.
-    let available = frame.len() - udp;
-    if dest_port != port || usize::from(length) < UDP_HEADER || usize::from(length) > available {
-        return Classification::NotRpc;
+    if usize::from(length) > frame.len() - udp {
+        return Err(Clause::UdpLengthBeyondFrame);
     }
-    Classification::Rpc {
-        payload_len: length - UDP_HEADER as u16,
-    }
+    Ok(length - UDP_HEADER as u16)
 }
 
 /// The start of the UDP header inside an IPv4 packet that carries UDP and is not a fragment.
-fn ipv4_udp_start(frame: &[u8]) -> Option<usize> {
-    let version_ihl = *frame.get(ETH_HEADER)?;
-    let (version, ihl) = (version_ihl >> 4, usize::from(version_ihl & 0x0F));
-    if version != 4 || ihl < 5 || frame.len() < ETH_HEADER + ihl * 4 {
-        return None;
+fn ipv4_udp_start(frame: &[u8], fields: &mut Fields) -> Result<usize, Clause> {
+    let version_ihl = *frame.get(ETH_HEADER).ok_or(Clause::Ipv4Header)?;
+    let (version, ihl) = (version_ihl >> 4, version_ihl & 0x0F);
+    fields.ip_version = Some(version);
+    fields.ihl = Some(ihl);
+    if version != 4 {
+        return Err(Clause::Ipv4Version);
     }
-    let fragment = be16(frame, ETH_HEADER + 6)? & 0x3FFF;
-    let protocol = *frame.get(ETH_HEADER + 9)?;
-    if fragment != 0 || protocol != PROTO_UDP {
-        return None;
+    if ihl < 5 {
+        return Err(Clause::Ipv4Ihl);
     }
-    let udp = ETH_HEADER + ihl * 4;
-    (frame.len() >= udp + UDP_HEADER).then_some(udp)
+    let header = usize::from(ihl) * 4;
+    if frame.len() < ETH_HEADER + header {
+        return Err(Clause::Ipv4Header);
+    }
+    let frag_off = be16(frame, ETH_HEADER + 6).ok_or(Clause::Ipv4Header)?;
+    let protocol = *frame.get(ETH_HEADER + 9).ok_or(Clause::Ipv4Header)?;
+    fields.frag_off = Some(frag_off);
+    fields.protocol = Some(protocol);
+    if frag_off & 0x3FFF != 0 {
+        return Err(Clause::Ipv4Fragment);
+    }
+    if protocol != PROTO_UDP {
+        return Err(Clause::Ipv4Protocol);
+    }
+    Ok(ETH_HEADER + header)
 }
 
 /// The start of the UDP header inside an IPv6 packet whose next header is UDP.
-fn ipv6_udp_start(frame: &[u8]) -> Option<usize> {
-    if frame.len() < ETH_HEADER + IPV6_HEADER || frame[ETH_HEADER] >> 4 != 6 {
-        return None;
+fn ipv6_udp_start(frame: &[u8], fields: &mut Fields) -> Result<usize, Clause> {
+    if frame.len() < ETH_HEADER + IPV6_HEADER {
+        if let Some(byte) = frame.get(ETH_HEADER) {
+            fields.ip_version = Some(byte >> 4);
+        }
+        return Err(Clause::Ipv6Header);
+    }
+    fields.ip_version = Some(frame[ETH_HEADER] >> 4);
+    fields.protocol = Some(frame[ETH_HEADER + 6]);
+    if frame[ETH_HEADER] >> 4 != 6 {
+        return Err(Clause::Ipv6Version);
     }
     if frame[ETH_HEADER + 6] != PROTO_UDP {
-        return None;
+        return Err(Clause::Ipv6NextHeader);
     }
-    let udp = ETH_HEADER + IPV6_HEADER;
-    (frame.len() >= udp + UDP_HEADER).then_some(udp)
+    Ok(ETH_HEADER + IPV6_HEADER)
 }
 
 fn be16(bytes: &[u8], at: usize) -> Option<u16> {

@@ -1,3 +1,12 @@
-//! Search for cheaper BPF programs that pass the checker and the kernel verifier.
+//! Candidates and the gate (ARCHITECTURE.md, "The unit of work"): every program — the rules
+//! backend's, a person's file, an LLM's answer, an optimizer's variant — is judged by one
+//! function, `gate::gate`, and a search keeps the cheapest that passes.
 //!
-//! Not built yet: see the project's issues and `docs/design.md`.
+//! Architecture invariant: this crate knows nothing of the command line, files it does not
+//! compile, or terminals.
+
+pub mod gate;
+
+pub use gate::{
+    Candidate, GateOptions, Gated, KernelOutcome, KernelUse, Origin, Rejection, Source, gate,
+};

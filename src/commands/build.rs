@@ -5,13 +5,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 use simplebpf_compiler::cancel::Cancel;
+use simplebpf_compiler::kernel;
+use simplebpf_optimizer::{KernelOutcome, KernelUse, Rejection};
 
 use super::Outcome;
 use crate::output::{self, Format};
 use crate::outputs::{OutputDir, OutputError};
-use crate::pipeline::{self, BuildError, BuildOptions, KernelUse};
-use crate::report::{self, KernelSection};
+use crate::pipeline::{self, BuildError, BuildOptions};
+use crate::report;
 use crate::source::SourceFile;
+use crate::verdict;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -31,9 +34,8 @@ pub struct BuildArgs {
     /// report and the table mark it UNPROVEN.
     #[arg(long)]
     pub allow_unproven: bool,
-    /// Per solver query of the checker; past it the verdict is "unknown".
-    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub timeout_ms: u64,
+    #[command(flatten)]
+    pub checker: super::CheckerArgs,
     /// `text` for people, `json` for tools (the report, on stdout).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -49,60 +51,29 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         kernel: if args.no_kernel {
             KernelUse::Skip
         } else {
-            KernelUse::Use
+            KernelUse::Verify { measure: true }
         },
+        kernel_required: kernel::kernel_required(),
         allow_unproven: args.allow_unproven,
-        checker_timeout: std::time::Duration::from_millis(args.timeout_ms),
+        budget: args.checker.budget,
+        timeout: args.checker.timeout(),
         cancel: cancel.clone(),
         ..BuildOptions::default()
     };
     let built = match pipeline::build(&name, &file.bytes, &options) {
         Ok(built) => built,
-        Err(BuildError::Interrupted) => return Ok(Outcome::Interrupted),
         Err(BuildError::Input { diagnostics }) => {
             output::diagnostics(&file, &diagnostics, args.format);
             return Ok(Outcome::InputErrors);
         }
-        Err(BuildError::Verifier { log }) => {
-            match args.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({ "error": "verifier", "verifier": { "accepted": false, "log": log } })
-                ),
-                Format::Text => eprintln!(
-                    "error: the kernel verifier rejected the program generated for {}; nothing was written\n{}",
-                    file.name(),
-                    report::verifier_log_tail(&log)
-                ),
-            }
-            return Ok(Outcome::InputErrors);
+        Err(BuildError::Rejected(rejection)) => {
+            return refused(&file, rejection, args, options.kernel_required);
         }
-        Err(BuildError::Unproven { verdict }) => {
-            let analysis = simplebpf_dsl::analyze_bytes(&file.bytes);
-            let program = analysis
-                .ir
-                .as_ref()
-                .expect("the build got past the front end");
-            let (text, json) = super::check::describe(program, &verdict, args.port, None)?;
-            match args.format {
-                Format::Json => println!("{json}"),
-                Format::Text => eprint!(
-                    "error: the generated program is not proven equivalent to the policy; nothing was written (--allow-unproven writes it anyway)\n{text}"
-                ),
-            }
-            return Ok(match *verdict {
-                simplebpf_checker::Verdict::Unknown { .. } => Outcome::Unknown,
-                _ => Outcome::InputErrors,
-            });
-        }
-        Err(BuildError::Clang(err)) => {
-            anyhow::bail!(
-                "cannot compile the program generated for {}: {err}",
-                file.name()
-            )
-        }
-        Err(other) => return Err(other.into()),
+        Err(BuildError::Scratch(err)) => return Err(err.into()),
     };
+    if let KernelOutcome::NotPermitted(reason) = &built.gated.kernel {
+        eprintln!("note: {reason}; reporting static numbers only");
+    }
     output::diagnostics(&file, &built.warnings, args.format);
     let paths = match pipeline::write_outputs(&built, &out_dir, cancel) {
         Ok(paths) => paths,
@@ -113,18 +84,14 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
     match args.format {
         Format::Json => writeln!(stdout, "{}", built.report.to_json(&paths))?,
         Format::Text => {
-            let numbers = match &built.report.kernel {
-                KernelSection::Measured(n) => Some(n),
-                KernelSection::Skipped(_) => None,
-            };
             write!(
                 stdout,
                 "{}",
                 report::table(&[report::Row {
                     name: built.report.program.clone(),
                     elf: built.report.elf_insns,
-                    kernel: numbers,
-                    proven: Some(built.report.checker.proven()),
+                    kernel: built.report.numbers(),
+                    proven: Some(built.report.proven()),
                 }])
             )?;
             for path in [&paths.c, &paths.object, &paths.report] {
@@ -133,6 +100,72 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// What a build the gate refused prints, and how it ends.
+fn refused(
+    file: &SourceFile,
+    rejection: Rejection,
+    args: &BuildArgs,
+    kernel_required: bool,
+) -> anyhow::Result<Outcome> {
+    let name = file.name();
+    match rejection {
+        Rejection::Interrupted => Ok(Outcome::Interrupted),
+        Rejection::Verifier { log } => {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "error": "verifier", "verifier": { "accepted": false, "log": log } })
+                ),
+                Format::Text => eprintln!(
+                    "error: the kernel verifier rejected the program generated for {name}; nothing was written\n{}",
+                    report::verifier_log_tail(&log)
+                ),
+            }
+            Ok(Outcome::InputErrors)
+        }
+        Rejection::NotEquivalent { verdict, compiled } => {
+            let program = simplebpf_dsl::analyze_bytes(&file.bytes)
+                .ir
+                .expect("the build got past the front end");
+            let described = verdict::describe(
+                &program,
+                &verdict,
+                args.port,
+                Some(&compiled),
+                kernel_required,
+            )?;
+            unproven(&described, args.format);
+            Ok(Outcome::InputErrors)
+        }
+        Rejection::Unknown { reason } => {
+            let unknown = simplebpf_checker::Verdict::Unknown { reason };
+            let described = verdict::Described {
+                text: verdict::text(&unknown, None, None),
+                json: verdict::json(&unknown, None, None),
+            };
+            unproven(&described, args.format);
+            Ok(Outcome::Unknown)
+        }
+        Rejection::Clang(err) => {
+            anyhow::bail!("cannot compile the program generated for {name}: {err}")
+        }
+        Rejection::Contract(err) => anyhow::bail!(
+            "internal error: the program generated for {name} does not follow the state contract: {err}"
+        ),
+        other => Err(other.into()),
+    }
+}
+
+fn unproven(described: &verdict::Described, format: Format) {
+    match format {
+        Format::Json => println!("{}", described.json),
+        Format::Text => eprint!(
+            "error: the generated program is not proven equivalent to the policy; nothing was written (--allow-unproven writes it anyway)\n{}",
+            described.text
+        ),
+    }
 }
 
 /// The file name without `.appnet`: the stem of the outputs and the C function.

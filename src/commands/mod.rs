@@ -22,3 +22,21 @@ pub enum Outcome {
 pub fn port_parser() -> clap::builder::RangedI64ValueParser<u16> {
     clap::value_parser!(u16).range(1..)
 }
+
+/// The checker's limits, shared by `build` and `check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckerArgs {
+    /// The checker's budget in Z3 resource units (`rlimit`): past it the verdict is
+    /// "unknown", on a busy machine as on an idle one.
+    #[arg(long, value_name = "UNITS", default_value_t = simplebpf_checker::DEFAULT_BUDGET, value_parser = clap::value_parser!(u64).range(1..))]
+    pub budget: u64,
+    /// A wall-clock safety net: a check still running after this long is "unknown".
+    #[arg(long, value_name = "N", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub timeout_ms: u64,
+}
+
+impl CheckerArgs {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timeout_ms)
+    }
+}

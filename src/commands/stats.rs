@@ -3,14 +3,18 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use serde_json::json;
-use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
+use simplebpf_compiler::cancel::Cancel;
+use simplebpf_compiler::kernel;
 use simplebpf_compiler::measure;
-use simplebpf_compiler::object_model::BpfObject;
+use simplebpf_optimizer::{
+    Candidate, GateOptions, KernelOutcome, KernelUse, Origin, Rejection, Source,
+};
 
 use super::Outcome;
+use crate::interrupt::ScratchDir;
 use crate::output::Format;
 use crate::pipeline;
 use crate::report;
@@ -32,45 +36,58 @@ pub struct StatsArgs {
     pub format: Format,
 }
 
-pub fn stats(args: &StatsArgs) -> anyhow::Result<Outcome> {
+pub fn stats(args: &StatsArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
     let elf = read_capped(&args.object, MAX_PROGRAM_BYTES, "BPF object")?;
     let what = || args.object.display().to_string();
-    let object = BpfObject::parse(&elf).with_context(what)?;
-    let program = object
-        .xdp_program(args.prog.as_deref())
-        .with_context(what)?;
-    let elf_insns = program.elf_instruction_count();
-    let numbers = match LoadedProgram::load(&elf, Some(&program.name)) {
-        Ok(loaded) => Some(measure::measure(&loaded, args.port)?),
-        Err(KernelError::Rejected { log }) => {
+    let scratch = ScratchDir::new().context("cannot create a scratch directory")?;
+    let options = GateOptions {
+        port: args.port,
+        kernel: KernelUse::Verify { measure: true },
+        kernel_required: kernel::kernel_required(),
+        cancel: cancel.clone(),
+        ..GateOptions::default()
+    };
+    let candidate = Candidate {
+        source: Source::Elf(elf),
+        origin: Origin::File(args.object.clone()),
+        program: args.prog.clone(),
+    };
+    let gated = match simplebpf_optimizer::gate(candidate, None, &options, scratch.path()) {
+        Ok(gated) => gated,
+        Err(Rejection::Interrupted) => return Ok(Outcome::Interrupted),
+        Err(Rejection::Verifier { log }) => {
             eprintln!(
                 "error: the kernel verifier rejected {}\n{}",
-                args.object.display(),
+                what(),
                 report::verifier_log_tail(&log)
             );
             return Ok(Outcome::InputErrors);
         }
-        Err(err) if err.is_missing_capability() && !kernel::kernel_required() => {
-            eprintln!("note: {err}; reporting static numbers only");
+        Err(err) => return Err(err).with_context(what),
+    };
+    let numbers = match &gated.kernel {
+        KernelOutcome::Measured(numbers) => Some(numbers),
+        KernelOutcome::NotPermitted(reason) => {
+            eprintln!("note: {reason}; reporting static numbers only");
             None
         }
-        Err(err) => bail!(err),
+        KernelOutcome::Verified | KernelOutcome::NotAsked => None,
     };
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {
             let facts = measure::kernel_facts();
             let value = json!({
-                "object": args.object.display().to_string(),
-                "program": program.name,
+                "object": what(),
+                "program": gated.program,
                 "insns": {
-                    "elf": elf_insns,
-                    "xlated": numbers.as_ref().map(|n| n.sizes.xlated_insns),
-                    "jited": numbers.as_ref().map(|n| n.sizes.jited_insns),
+                    "elf": gated.elf_insns,
+                    "xlated": numbers.map(|n| n.sizes.xlated_insns),
+                    "jited": numbers.map(|n| n.sizes.jited_insns),
                 },
-                "bytes": numbers.as_ref().map(|n| json!({ "xlated": n.sizes.xlated_bytes, "jited": n.sizes.jited_bytes })),
-                "verifier": { "accepted": numbers.as_ref().map(|_| true), "verified_insns": numbers.as_ref().map(|n| n.sizes.verified_insns) },
-                "runtime_ns_per_packet": numbers.as_ref().map(|n| n.ns_per_packet),
+                "bytes": numbers.map(|n| json!({ "xlated": n.sizes.xlated_bytes, "jited": n.sizes.jited_bytes })),
+                "verifier": { "accepted": numbers.map(|_| true), "verified_insns": numbers.map(|n| n.sizes.verified_insns) },
+                "runtime_ns_per_packet": numbers.map(|n| n.ns_per_packet),
                 "kernel": { "release": facts.release, "bpf_jit_harden": facts.jit_harden },
             });
             writeln!(stdout, "{value}")?;
@@ -80,13 +97,13 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<Outcome> {
                 stdout,
                 "{}",
                 report::table(&[report::Row {
-                    name: program.name.clone(),
-                    elf: elf_insns,
-                    kernel: numbers.as_ref(),
+                    name: gated.program.clone(),
+                    elf: gated.elf_insns,
+                    kernel: numbers,
                     proven: None,
                 }])
             )?;
-            if let Some(n) = &numbers {
+            if let Some(n) = numbers {
                 writeln!(
                     stdout,
                     "bytes: xlated {} JIT {}",

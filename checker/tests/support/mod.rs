@@ -47,3 +47,22 @@ pub fn compile(c: &str, options: &ClangOptions) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("a scratch directory");
     clang::compile(c, dir.path(), options).expect("clang compiles it")
 }
+
+/// The checker's verdict on the only XDP program of `elf`, in a session of its own (the
+/// budget, the safety net and the port are the test defaults).
+pub fn verdict(program: &Program, elf: &[u8]) -> simplebpf_checker::Verdict {
+    let object = simplebpf_compiler::object_model::BpfObject::parse(elf).expect("an object");
+    let name = object
+        .xdp_program(None)
+        .expect("one XDP program")
+        .name
+        .clone();
+    let mut session = simplebpf_checker::Session::new(
+        program,
+        simplebpf_checker::Options {
+            port: PORT,
+            ..simplebpf_checker::Options::default()
+        },
+    );
+    session.check(elf, &object, &name).expect("not interrupted")
+}
