@@ -216,14 +216,15 @@ fn unprotected_read_modify_writes_are_races() {
             "logging",
             "__sync_fetch_and_add(&req_count, 1LL);",
             "req_count += 1;",
-            "req_count",
+            &["req_count"][..],
         ),
         (
+            // Without the lock both tokens and last are read, then written.
             "ratelimit",
             "ratelimit",
             "\tbpf_spin_lock(&sb_cell->lock);\n",
             "",
-            "tokens",
+            &["tokens", "last"][..],
         ),
     ];
     for (example, name, from, to, variable) in cases {
@@ -243,6 +244,7 @@ fn unprotected_read_modify_writes_are_races() {
         let (status, verdict) = check_json(&policy, &c);
         assert_eq!(status, Some(1), "{name}: {verdict}");
         assert_eq!(verdict["reason"], "race", "{verdict}");
-        assert_eq!(verdict["variable"], variable, "{verdict}");
+        let named = verdict["variable"].as_str().unwrap_or_default();
+        assert!(variable.contains(&named), "{verdict}");
     }
 }

@@ -16,7 +16,7 @@ use simplebpf_compiler::cancel::{Cancel, Interrupted};
 use crate::filter;
 use crate::interrupt;
 use crate::policy::{self, PolicyOutcome, Sym};
-use crate::symexec::{self, AccessKind, Inputs, Location, PathEnd};
+use crate::symexec::{self, Inputs, Location, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
 use simplebpf_compiler::contract::{self, GlobalPlace, Place, VarPlace};
 
@@ -42,6 +42,10 @@ pub struct Options {
     /// Stops symbolic execution and the solver when cancelled.
     pub cancel: Cancel,
 }
+
+/// The slice of the budget the first query, of all observables at once, may use before the
+/// observables are asked one by one.
+const JOINT_BUDGET: u64 = 5_000_000;
 
 /// The default budget: about 10 to 40 s of solving on this project's machine.
 pub const DEFAULT_BUDGET: u64 = 100_000_000;
@@ -151,18 +155,22 @@ fn check_uncancelled(
         is_rpc,
         policy,
     } = encoding;
-    let paths = match symexec::execute(
+    let variable_of =
+        |location: &Location| variable_at(&places, location).map(|var| var.name.clone());
+    let execution = match symexec::execute(
         &prog.insns,
         &inputs,
         started + options.timeout,
         &options.cancel,
+        &variable_of,
     ) {
-        Ok(paths) => paths,
+        Ok(execution) => execution,
         Err(u) => {
             return unknown(format!("instruction {}: {}", u.pc, u.reason));
         }
     };
-    if let Some((instruction, variable)) = race(&paths, &places) {
+    let paths = execution.paths;
+    if let Some((instruction, variable)) = execution.race {
         return Verdict::Race {
             instruction,
             variable,
@@ -170,77 +178,105 @@ fn check_uncancelled(
     }
     let base = base_assumptions(&inputs, &places);
 
-    // One query for the whole program: "some path runs and differs there". Measured here,
-    // one disjunction proves 2-3x faster than a query per path: the solver bit-blasts the
-    // policy and the parts the paths share once.
-    let mut cases = Vec::with_capacity(paths.len());
+    // One query per observable (the action, each state variable, the packet): "some path
+    // runs and that observable differs there". The paths are few (states merge where they
+    // meet), and observables are often independent of each other — n token buckets are n
+    // small queries, not one that grows with n. The solver keeps what it learns between
+    // them (one solver, push and pop).
+    let mut observables: Vec<Vec<Bool>> = Vec::new();
     for path in &paths {
-        let differs = match differs(path, &policy, &places, &inputs, &is_rpc) {
+        let differences = match differs(path, &policy, &places, &inputs, &is_rpc) {
             Ok(d) => d,
             Err(reason) => return unknown(reason),
         };
-        let mut case: Vec<Bool> = path
+        let mut runs: Vec<Bool> = path
             .later_times
             .iter()
             .map(|t| t.bvuge(&inputs.now))
             .collect();
-        case.push(path.cond.clone());
-        case.push(differs);
-        cases.push(Bool::and(&case));
+        runs.push(path.cond.clone());
+        for (index, difference) in differences.into_iter().enumerate() {
+            let mut case = runs.clone();
+            case.push(difference);
+            if observables.len() <= index {
+                observables.push(Vec::new());
+            }
+            observables[index].push(Bool::and(&case));
+        }
     }
-    let mut query = base;
-    query.push(Bool::or(&cases));
     let mut spent = 0;
-    let answer = {
-        let _interrupt = interrupt::on_cancel(&options.cancel);
-        solve(
-            &solvers(options.timeout),
-            &query,
-            &inputs,
-            options,
-            &mut spent,
-        )
+    let solvers = solvers(options.timeout);
+    let _interrupt = interrupt::on_cancel(&options.cancel);
+    // First all observables at once, with a slice of the budget: where the program and the
+    // policy compute alike (counters, thresholds) one query is fastest; only where that runs
+    // out are the observables asked one by one.
+    let together: Vec<Bool> = (0..paths.len())
+        .map(|path| {
+            Bool::or(
+                &observables
+                    .iter()
+                    .map(|cases| cases[path].clone())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let first = Options {
+        budget: options.budget.min(JOINT_BUDGET),
+        ..options.clone()
     };
+    let mut first_spent = 0;
+    let mut query = base.clone();
+    query.push(Bool::or(&together));
+    let joint = solve(&solvers, &query, &inputs, &first, &mut first_spent);
+    spent += first_spent;
+    let queries: Vec<&Vec<Bool>> = match joint {
+        Answer::Unsat => Vec::new(),
+        Answer::Sat(_) => vec![&together],
+        Answer::Unknown => observables.iter().collect(),
+    };
+    for cases in queries {
+        let mut query = base.clone();
+        query.push(Bool::or(cases));
+        match solve(&solvers, &query, &inputs, options, &mut spent) {
+            Answer::Unsat => {}
+            Answer::Sat(model) => {
+                let holds =
+                    |case: &Bool| model.eval(case, true).and_then(|b| b.as_bool()) == Some(true);
+                let Some(index) = cases.iter().position(holds) else {
+                    return unknown("the solver's model runs no path of the program".to_string());
+                };
+                let counterexample = Counterexample::from_model(
+                    &model,
+                    &inputs,
+                    &places,
+                    &paths[index],
+                    &policy.map_keys,
+                    object,
+                );
+                return Verdict::NotEquivalent {
+                    counterexample: Box::new(counterexample),
+                    ms: started.elapsed().as_millis(),
+                };
+            }
+            Answer::Unknown if spent >= options.budget => {
+                return unknown(format!(
+                    "the solver used its whole budget ({} resource units) without an answer",
+                    options.budget
+                ));
+            }
+            Answer::Unknown => {
+                return unknown(format!(
+                    "the solver gave no answer (it used {spent} of {} resource units; the safety-net timeout is {} s)",
+                    options.budget,
+                    options.timeout.as_secs()
+                ));
+            }
+        }
+    }
     let budget = Budget {
         limit: options.budget,
         used: spent,
     };
-    match answer {
-        Answer::Unsat => {}
-        Answer::Sat(model) => {
-            let holds =
-                |case: &Bool| model.eval(case, true).and_then(|b| b.as_bool()) == Some(true);
-            let Some(index) = cases.iter().position(holds) else {
-                return unknown("the solver's model runs no path of the program".to_string());
-            };
-            let counterexample = Counterexample::from_model(
-                &model,
-                &inputs,
-                &places,
-                &paths[index],
-                &policy.map_keys,
-                object,
-                &prog.insns,
-            );
-            return Verdict::NotEquivalent {
-                counterexample: Box::new(counterexample),
-                ms: started.elapsed().as_millis(),
-            };
-        }
-        Answer::Unknown if spent >= options.budget => {
-            return unknown(format!(
-                "the solver used its whole budget ({} resource units) without an answer",
-                options.budget
-            ));
-        }
-        Answer::Unknown => {
-            return unknown(format!(
-                "the solver gave no answer (it used {spent} of {} resource units; the safety-net timeout is {} s)",
-                options.budget,
-                options.timeout.as_secs()
-            ));
-        }
-    }
     Verdict::Equivalent {
         ms: started.elapsed().as_millis(),
         paths: paths.len(),
@@ -401,30 +437,6 @@ fn variable_at<'p>(places: &'p [VarPlace], location: &Location) -> Option<&'p Va
     })
 }
 
-/// A store to a state variable that an earlier load of it on the same path read, without a
-/// lock section around both: a lost update waiting to happen. Atomic instructions are fine.
-fn race(paths: &[PathEnd], places: &[VarPlace]) -> Option<(usize, String)> {
-    for path in paths {
-        for (index, store) in path.accesses.iter().enumerate() {
-            if store.kind != AccessKind::Store {
-                continue;
-            }
-            let Some(var) = variable_at(places, &store.location) else {
-                continue;
-            };
-            let unprotected_read = path.accesses[..index].iter().any(|load| {
-                load.kind == AccessKind::Load
-                    && variable_at(places, &load.location).is_some_and(|v| v.name == var.name)
-                    && !(load.lock_section.is_some() && load.lock_section == store.lock_section)
-            });
-            if unprotected_read {
-                return Some((store.pc, var.name.clone()));
-            }
-        }
-    }
-    None
-}
-
 fn base_assumptions(inputs: &Inputs, places: &[VarPlace]) -> Vec<Bool> {
     let mut facts = vec![
         inputs.packet_len.bvuge(BV::from_u64(14, 64)),
@@ -441,14 +453,15 @@ fn base_assumptions(inputs: &Inputs, places: &[VarPlace]) -> Vec<Bool> {
     facts
 }
 
-/// "Some observable of this path differs from the policy's."
+/// For each observable of this path, "it differs from the policy's" (always in the same
+/// order: the action, each state variable, the packet).
 fn differs(
     path: &PathEnd,
     policy: &PolicyOutcome,
     places: &[VarPlace],
     inputs: &Inputs,
     is_rpc: &Bool,
-) -> Result<Bool, String> {
+) -> Result<Vec<Bool>, String> {
     let mut differences = Vec::new();
     // The action (the low 32 bits of r0 are what XDP reads).
     let expected = Bool::and(&[is_rpc.clone(), policy.drop.clone()])
@@ -498,7 +511,7 @@ fn differs(
     }
     // The packet is never modified in this version.
     differences.push(path.packet.eq(&inputs.packet).not());
-    Ok(Bool::or(&differences))
+    Ok(differences)
 }
 
 /// Whether a stored value (`raw`, the program's bytes) means the policy's value `expected`.

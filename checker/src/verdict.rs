@@ -142,7 +142,6 @@ impl Counterexample {
         path: &PathEnd,
         policy_keys: &[(String, BV)],
         object: &BpfObject,
-        insns: &[simplebpf_compiler::object_model::Insn],
     ) -> Counterexample {
         let len = eval_u64(model, &inputs.packet_len).min(query::MAX_PACKET) as usize;
         let packet = query::packet_bytes(model, &inputs.packet, len);
@@ -215,11 +214,13 @@ impl Counterexample {
                 sections_pre.insert(map.name.clone(), bytes);
             }
         }
+        // The calls the model's path made: merged paths carry each path's calls under
+        // its condition.
         let calls = |helper: Helper| -> Vec<usize> {
-            path.trace
+            path.events
                 .iter()
-                .copied()
-                .filter(|&pc| insns.get(pc).is_some_and(|i| i.helper() == Some(helper)))
+                .filter(|event| event.helper == helper && eval_bool(model, &event.guard))
+                .map(|event| event.pc)
                 .collect()
         };
         let program_records = path

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use simplebpf_checker::{Session, Verdict};
 use simplebpf_compiler::cancel::Cancel;
-use simplebpf_compiler::clang::{ClangOptions, Cpu};
+use simplebpf_compiler::clang::{ClangOptions, Cpu, OptLevel};
 use simplebpf_compiler::kernel;
 use simplebpf_optimizer::{Candidate, GateOptions, KernelUse, Origin, Rejection, Source};
 
@@ -41,6 +41,9 @@ pub struct CheckArgs {
     /// The BPF instruction set a C program is compiled for.
     #[arg(long, value_enum, default_value_t = CpuArg::V3)]
     pub mcpu: CpuArg,
+    /// clang's optimisation level for a C program: 1, 2, 3 or s.
+    #[arg(short = 'O', value_enum, default_value_t = OptArg::Two, value_name = "LEVEL")]
+    pub opt: OptArg,
     #[command(flatten)]
     pub checker: super::CheckerArgs,
     /// `text` for people, `json` for tools.
@@ -62,6 +65,30 @@ impl CpuArg {
             CpuArg::V2 => Cpu::V2,
             CpuArg::V3 => Cpu::V3,
             CpuArg::V4 => Cpu::V4,
+        }
+    }
+}
+
+/// `-O`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptArg {
+    #[value(name = "1")]
+    One,
+    #[value(name = "2")]
+    Two,
+    #[value(name = "3")]
+    Three,
+    #[value(name = "s")]
+    Size,
+}
+
+impl OptArg {
+    fn level(self) -> OptLevel {
+        match self {
+            OptArg::One => OptLevel::O1,
+            OptArg::Two => OptLevel::O2,
+            OptArg::Three => OptLevel::O3,
+            OptArg::Size => OptLevel::Os,
         }
     }
 }
@@ -167,6 +194,7 @@ fn clang_options(args: &CheckArgs) -> ClangOptions {
     include_dirs.extend(args.include.iter().cloned());
     ClangOptions {
         cpu: args.mcpu.cpu(),
+        opt_level: args.opt.level(),
         include_dirs,
         defines: args.define.clone(),
         ..ClangOptions::default()
