@@ -225,29 +225,43 @@ fn bpftool_sizes(object: &Path) -> Option<(u64, u64)> {
     ))
 }
 
+/// `stats` reports what `bpftool prog show` reports, for a hand-written object and for a
+/// libbpf-style one whose state and `bpf_spin_lock` sit in a custom `.data.rl` section.
 #[test]
-fn stats_of_a_hand_written_object_match_bpftool() {
-    let dir = tempfile::tempdir().unwrap();
-    let source =
-        std::fs::read_to_string(common::root().join("tests/xdp/handwritten_logging.c")).unwrap();
-    let elf = clang::compile(&source, dir.path(), &ClangOptions::default()).unwrap();
-    let object = dir.path().join("handwritten_logging.o");
-    std::fs::write(&object, elf).unwrap();
+fn stats_of_hand_written_objects_match_bpftool() {
+    for source in [
+        "tests/xdp/handwritten_logging.c",
+        "tests/foreign/ratelimit/clamp_first_private_lock.c",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(common::root().join(source)).unwrap();
+        let elf = clang::compile(&text, dir.path(), &ClangOptions::default()).unwrap();
+        let object = dir.path().join("program.o");
+        std::fs::write(&object, elf).unwrap();
 
-    let output = simplebpf(&["stats", object.to_str().unwrap(), "--format", "json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stats = json_line(&output);
-    let Some((xlated, jited)) = bpftool_sizes(&object) else {
-        return;
-    };
-    assert_eq!(stats["bytes"]["xlated"].as_u64(), Some(xlated), "{stats}");
-    assert_eq!(stats["bytes"]["jited"].as_u64(), Some(jited), "{stats}");
-    assert_eq!(stats["insns"]["xlated"].as_u64(), Some(xlated / 8));
-    eprintln!("stats {stats}\nbpftool: xlated {xlated} B, jited {jited} B");
+        let output = simplebpf(&["stats", object.to_str().unwrap(), "--format", "json"]);
+        assert!(
+            output.status.success(),
+            "{source}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stats = json_line(&output);
+        let Some((xlated, jited)) = bpftool_sizes(&object) else {
+            return;
+        };
+        assert_eq!(
+            stats["bytes"]["xlated"].as_u64(),
+            Some(xlated),
+            "{source}: {stats}"
+        );
+        assert_eq!(
+            stats["bytes"]["jited"].as_u64(),
+            Some(jited),
+            "{source}: {stats}"
+        );
+        assert_eq!(stats["insns"]["xlated"].as_u64(), Some(xlated / 8));
+        eprintln!("{source}: stats {stats}\nbpftool: xlated {xlated} B, jited {jited} B");
+    }
 }
 
 #[test]
