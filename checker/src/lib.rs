@@ -3,6 +3,7 @@
 //! checks any object that follows the layout contract of §4.3: ours, an LLM's, or a
 //! hand-written one.
 
+pub mod explain;
 pub mod filter;
 mod interrupt;
 pub mod policy;

@@ -122,6 +122,18 @@ pub struct Gated {
     pub kernel: KernelOutcome,
 }
 
+impl Gated {
+    /// What the checker's explanations need of it.
+    pub fn compiled(&self) -> simplebpf_checker::explain::Compiled<'_> {
+        simplebpf_checker::explain::Compiled {
+            elf: &self.elf,
+            object: &self.object,
+            program: &self.program,
+            contract: self.contract.as_ref(),
+        }
+    }
+}
+
 /// Why a candidate did not pass.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {

@@ -142,7 +142,7 @@ fn refused(
         Rejection::Unknown { reason } => {
             let unknown = simplebpf_checker::Verdict::Unknown { reason };
             let described = verdict::Described {
-                text: verdict::text(&unknown, None, None),
+                text: simplebpf_checker::explain::text(&unknown, None, None),
                 json: verdict::json(&unknown, None, None),
             };
             unproven(&described, args.format);

@@ -145,7 +145,7 @@ pub fn check(args: &CheckArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
                     reason: err.to_string(),
                 };
                 print(
-                    &verdict::text(&unknown, None, None),
+                    &simplebpf_checker::explain::text(&unknown, None, None),
                     &verdict::json(&unknown, None, None),
                     args.format,
                 )?;
