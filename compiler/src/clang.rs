@@ -74,7 +74,14 @@ pub struct ClangOptions {
     pub include_dirs: Vec<PathBuf>,
     /// Macro definitions (`-D NAME` or `-D NAME=VALUE`).
     pub defines: Vec<String>,
+    /// For C nobody vouches for (an LLM's): no default include paths (`-nostdinc`, only
+    /// clang's own headers and the system's, named explicitly), and clang's address space
+    /// capped at `SANDBOX_MEMORY` bytes.
+    pub sandbox: bool,
 }
+
+/// The memory a sandboxed clang may map.
+pub const SANDBOX_MEMORY: u64 = 1 << 30;
 
 impl Default for ClangOptions {
     fn default() -> ClangOptions {
@@ -84,6 +91,7 @@ impl Default for ClangOptions {
             timeout: Duration::from_secs(30),
             include_dirs: Vec::new(),
             defines: Vec::new(),
+            sandbox: false,
         }
     }
 }
@@ -108,8 +116,20 @@ impl ClangOptions {
             flags.push("-I".to_string());
             flags.push(dir.display().to_string());
         }
-        flags.push("-I".to_string());
-        flags.push(MULTIARCH_INCLUDE.to_string());
+        if self.sandbox {
+            flags.push("-nostdinc".to_string());
+            for dir in [
+                resource_include(),
+                MULTIARCH_INCLUDE.to_string(),
+                "/usr/include".to_string(),
+            ] {
+                flags.push("-isystem".to_string());
+                flags.push(dir);
+            }
+        } else {
+            flags.push("-I".to_string());
+            flags.push(MULTIARCH_INCLUDE.to_string());
+        }
         for define in &self.defines {
             flags.push(format!("-D{define}"));
         }
@@ -150,6 +170,21 @@ pub enum ClangError {
     },
     #[error("interrupted")]
     Interrupted,
+}
+
+/// clang's own headers (`stddef.h`, `stdbool.h`), which `-nostdinc` leaves out.
+fn resource_include() -> String {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let output = Command::new(CLANG).arg("-print-resource-dir").output();
+        let dir = output
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "/usr/lib/llvm-19/lib/clang/19".to_string());
+        format!("{dir}/include")
+    })
+    .clone()
 }
 
 /// `clang-19 --version`'s first line, for the report.
@@ -218,6 +253,9 @@ pub fn compile_source(
         .stderr(Stdio::piped())
         // Its own process group: a cancel (or a timeout) stops clang and everything it runs.
         .process_group(0);
+    if options.sandbox {
+        limit_memory(&mut command);
+    }
     cancel.check().map_err(|_| ClangError::Interrupted)?;
     let mut child = command
         .spawn()
@@ -280,6 +318,24 @@ fn classify_failure(stderr: String) -> ClangError {
         ClangError::TooLarge { message }
     } else {
         ClangError::Crashed { message }
+    }
+}
+
+#[allow(unsafe_code)]
+fn limit_memory(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and calls only setrlimit,
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: SANDBOX_MEMORY,
+                rlim_max: SANDBOX_MEMORY,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -385,6 +441,25 @@ char LICENSE[] SEC("license") = "GPL";
             other.to_string(),
             "`clang-19` failed with an internal error: error in backend: Cannot select: 0x1"
         );
+    }
+
+    #[test]
+    fn a_sandboxed_compilation_sees_only_the_system_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("local.h"), "#define X 1\n").unwrap();
+        let options = ClangOptions {
+            sandbox: true,
+            ..ClangOptions::default()
+        };
+        assert!(options.flags().contains(&"-nostdinc".to_string()));
+        compile(XDP_PASS, dir.path(), &options).unwrap();
+        let with_local = format!("#include \"local.h\"\n{XDP_PASS}");
+        let source = Source::Text {
+            text: &with_local,
+            file_name: "p.c",
+        };
+        // Quoted includes still look beside the file; the screen refuses them before clang.
+        assert!(compile_source(source, dir.path(), &options, &Cancel::new()).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod clang;
 pub mod contract;
 pub mod kernel;
+pub mod llm;
 pub mod measure;
 pub mod object_model;
 pub mod rpc_filter;
