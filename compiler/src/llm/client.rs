@@ -6,13 +6,13 @@
 
 use std::fmt;
 use std::io::BufReader;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::retry::{Failure, RetryPolicy, parse_retry_after};
 use super::sse;
-use super::{Completion, Finish, Message, Usage};
+use super::{ClientError, Completion, Finish, Message, Model, Usage};
 
 /// Where and how to reach the model.
 #[derive(Clone)]
@@ -40,22 +40,6 @@ impl fmt::Debug for ClientConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    #[error("the server answered HTTP {status}: {body}")]
-    Status { status: u16, body: String },
-    #[error("cannot reach the server: {0}")]
-    Connection(String),
-    #[error("the server did not answer within {} s", .0.as_secs())]
-    Timeout(Duration),
-    #[error("the server's answer cannot be read: {0}")]
-    Decode(String),
-    #[error("the server reported an error: {0}")]
-    Api(String),
-    #[error("the HTTP client cannot be set up: {0}")]
-    Setup(String),
-}
-
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -67,8 +51,17 @@ struct Request<'a> {
     model: &'a str,
     messages: Vec<WireMessage<'a>>,
     stream: bool,
+    /// Asks for token counts in the last chunk (OpenAI, vLLM and Ollama give them; others
+    /// ignore it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
     max_tokens: u32,
     temperature: f32,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 #[derive(Serialize)]
@@ -178,6 +171,9 @@ impl Client {
                 })
                 .collect(),
             stream: self.config.stream,
+            stream_options: self.config.stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
             max_tokens: self.config.max_tokens,
             temperature: 0.0,
         };
@@ -185,7 +181,6 @@ impl Client {
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key);
         }
-        let started = Instant::now();
         let response = request.send().map_err(|err| self.transport(err))?;
         let status = response.status();
         if !status.is_success() {
@@ -194,8 +189,7 @@ impl Client {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let body: String = response
-                .text()
+            let body: String = read_capped(response)
                 .unwrap_or_default()
                 .chars()
                 .take(500)
@@ -211,21 +205,21 @@ impl Client {
                 },
             ));
         }
-        let completion = if self.config.stream {
+        // A server that does not stream answers a streamed request in one piece.
+        let event_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let completion = if self.config.stream && event_stream {
             self.read_stream(response, progress)?
         } else {
-            let text = response.text().map_err(|err| self.transport(err))?;
-            parse_whole(&text).map_err(|err| {
-                (
-                    err,
-                    Failure::Status {
-                        code: 200,
-                        retry_after: None,
-                    },
-                )
-            })?
+            let text = read_capped(response).map_err(|err| match err {
+                Capped::Io(err) => self.transport_io(err),
+                Capped::TooLarge => not_retried(too_large()),
+            })?;
+            parse_whole(&text).map_err(not_retried)?
         };
-        let _ = started;
         Ok(completion)
     }
 
@@ -234,15 +228,6 @@ impl Client {
         response: reqwest::blocking::Response,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Completion, (ClientError, Failure)> {
-        let not_retried = |err| {
-            (
-                err,
-                Failure::Status {
-                    code: 200,
-                    retry_after: None,
-                },
-            )
-        };
         let mut reader = sse::Reader::new(BufReader::new(response));
         let mut content = String::new();
         let mut finish = Finish::Unknown;
@@ -263,7 +248,16 @@ impl Client {
                 }
             })?;
             match event {
-                None | Some(sse::Event::Done) => break,
+                Some(sse::Event::Done) => break,
+                // A stream cut before `[DONE]` with no finish reason (llama.cpp's server
+                // does that when the prompt exceeds its context) is no answer at all.
+                None if finish == Finish::Unknown => {
+                    return Err(not_retried(ClientError::Decode(
+                        "the stream ended before the answer did (no [DONE], no finish reason)"
+                            .to_string(),
+                    )));
+                }
+                None => break,
                 Some(sse::Event::Error(data)) => return Err(not_retried(ClientError::Api(data))),
                 Some(sse::Event::Data(data)) => {
                     let chunk: Response = serde_json::from_str(&data)
@@ -277,6 +271,9 @@ impl Client {
                     for choice in chunk.choices.into_iter().take(1) {
                         if let Some(text) = choice.delta.and_then(|d| d.content) {
                             content.push_str(&text);
+                            if content.len() > MAX_ANSWER_BYTES {
+                                return Err(not_retried(too_large()));
+                            }
                             chunks += 1;
                             progress(chunks);
                         }
@@ -296,6 +293,20 @@ impl Client {
         })
     }
 
+    fn transport_io(&self, err: std::io::Error) -> (ClientError, Failure) {
+        if err.kind() == std::io::ErrorKind::TimedOut {
+            (
+                ClientError::Timeout(self.config.request_timeout),
+                Failure::Timeout,
+            )
+        } else {
+            (
+                ClientError::Connection(err.to_string()),
+                Failure::Connection,
+            )
+        }
+    }
+
     fn transport(&self, err: reqwest::Error) -> (ClientError, Failure) {
         if err.is_timeout() {
             (
@@ -311,6 +322,55 @@ impl Client {
             )
         }
     }
+}
+
+impl Model for Client {
+    fn complete(
+        &self,
+        messages: &[Message],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Completion, ClientError> {
+        Client::complete(self, messages, progress)
+    }
+}
+
+/// A hostile server's answer is read no further than this (a screened program is far
+/// smaller: `screen::MAX_BYTES`).
+pub const MAX_ANSWER_BYTES: usize = 32 << 20;
+
+fn too_large() -> ClientError {
+    ClientError::Decode(format!(
+        "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+    ))
+}
+
+/// A failure that trying again would repeat.
+fn not_retried(err: ClientError) -> (ClientError, Failure) {
+    (
+        err,
+        Failure::Status {
+            code: 200,
+            retry_after: None,
+        },
+    )
+}
+
+enum Capped {
+    Io(std::io::Error),
+    TooLarge,
+}
+
+fn read_capped(response: reqwest::blocking::Response) -> Result<String, Capped> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    response
+        .take(MAX_ANSWER_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Capped::Io)?;
+    if bytes.len() > MAX_ANSWER_BYTES {
+        return Err(Capped::TooLarge);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A non-streamed answer.

@@ -4,6 +4,8 @@
 //! the cargo feature `llm`, so a build script that never asks for a model compiles no HTTP
 //! stack.
 
+use std::time::Duration;
+
 pub mod answer;
 pub mod prompt;
 pub mod retry;
@@ -62,4 +64,32 @@ pub struct Completion {
     pub content: String,
     pub finish: Finish,
     pub usage: Option<Usage>,
+}
+
+/// Why a model gave no answer (after the retries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("the server answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("cannot reach the server: {0}")]
+    Connection(String),
+    #[error("the server did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the server's answer cannot be read: {0}")]
+    Decode(String),
+    #[error("the server reported an error: {0}")]
+    Api(String),
+    #[error("the HTTP client cannot be set up: {0}")]
+    Setup(String),
+}
+
+/// A chat model: one completion of a conversation. The HTTP client (`client::Client`, behind
+/// the feature `llm`) is one; tests may script another.
+pub trait Model {
+    /// `progress` hears the number of chunks received so far (streaming only).
+    fn complete(
+        &self,
+        messages: &[Message],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Completion, ClientError>;
 }

@@ -101,34 +101,33 @@ pub fn feedback(outcome: &str, detail: &str) -> Message {
 /// backend chose for each stored float.
 pub fn facts(program: &Program, port: u16) -> String {
     let initial = simplebpf_dsl::interp::load(program, &[], 0).ok();
-    let constant =
-        |expr: &simplebpf_dsl::ir::Expr| -> Option<num_rational::BigRational> {
-            match &expr.kind {
-                ExprKind::Const(simplebpf_dsl::ir::Const::Float(v)) => Some(v.clone()),
+    let constant = |expr: &simplebpf_dsl::ir::Expr| -> Option<num_rational::BigRational> {
+        match &expr.kind {
+            ExprKind::Const(simplebpf_dsl::ir::Const::Float(v)) => Some(v.clone()),
+            ExprKind::Const(simplebpf_dsl::ir::Const::Int(v)) => {
+                Some(num_rational::BigRational::from_integer((*v).into()))
+            }
+            ExprKind::ToFloat(inner) => match &inner.kind {
                 ExprKind::Const(simplebpf_dsl::ir::Const::Int(v)) => {
                     Some(num_rational::BigRational::from_integer((*v).into()))
                 }
-                ExprKind::ToFloat(inner) => match &inner.kind {
-                    ExprKind::Const(simplebpf_dsl::ir::Const::Int(v)) => {
-                        Some(num_rational::BigRational::from_integer((*v).into()))
-                    }
-                    _ => None,
-                },
-                ExprKind::State(id) if !program.state_var(*id).written_by_handlers => match initial
-                    .as_ref()?
-                    .state
-                    .vars
-                    .get(&program.state_var(*id).name)?
-                {
-                    simplebpf_dsl::interp::Value::Float(v) => Some(v.clone()),
-                    simplebpf_dsl::interp::Value::Int(v) => {
-                        Some(num_rational::BigRational::from_integer((*v).into()))
-                    }
-                    _ => None,
-                },
                 _ => None,
-            }
-        };
+            },
+            ExprKind::State(id) if !program.state_var(*id).written_by_handlers => match initial
+                .as_ref()?
+                .state
+                .vars
+                .get(&program.state_var(*id).name)?
+            {
+                simplebpf_dsl::interp::Value::Float(v) => Some(v.clone()),
+                simplebpf_dsl::interp::Value::Int(v) => {
+                    Some(num_rational::BigRational::from_integer((*v).into()))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    };
     let mut lines = BTreeSet::new();
     let mut visit = |expr: &simplebpf_dsl::ir::Expr| {
         if let ExprKind::Compare { op, lhs, rhs } = &expr.kind

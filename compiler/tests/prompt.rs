@@ -1,0 +1,50 @@
+//! The prompts a model is sent, as snapshots: a change to a template, to the facts or to the
+//! retrieval shows up here (and changes `templates_sha256`, which stales every lockfile).
+
+use simplebpf_compiler::llm::{Message, Role, prompt};
+
+fn render(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            format!("=== {role} ===\n{}", m.content)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn initial(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let source = std::fs::read_to_string(root.join(path)).unwrap();
+    let program = simplebpf_dsl::analyze(&source)
+        .ir
+        .expect("the example analyses");
+    render(&prompt::initial(&source, &program, 9000))
+}
+
+#[test]
+fn the_first_prompt_for_fault() {
+    insta::assert_snapshot!(initial("examples/fault.appnet"));
+}
+
+#[test]
+fn the_first_prompt_for_ratelimit() {
+    // Only the user message: the system message is the fault snapshot's.
+    let text = initial("examples/ratelimit.appnet");
+    let user = text.split("=== user ===\n").nth(1).unwrap();
+    insta::assert_snapshot!(user);
+}
+
+#[test]
+fn a_feedback_message() {
+    let message = prompt::feedback(
+        "clang could not compile it",
+        "fault.c:3:1: error: unknown type name 'u32'",
+    );
+    insta::assert_snapshot!(render(&[message]));
+}
