@@ -122,7 +122,29 @@ pub struct Gated {
     pub kernel: KernelOutcome,
 }
 
+/// What a program costs, compared field by field: JIT instructions (what runs), then the
+/// verifier's rewritten instructions, then the object's (`None` when the kernel did not
+/// measure; only costs measured alike are compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cost {
+    pub jited: Option<u32>,
+    pub xlated: Option<u32>,
+    pub elf: usize,
+}
+
 impl Gated {
+    pub fn cost(&self) -> Cost {
+        let sizes = match &self.kernel {
+            KernelOutcome::Measured(numbers) => Some(numbers.sizes),
+            _ => None,
+        };
+        Cost {
+            jited: sizes.map(|s| s.jited_insns),
+            xlated: sizes.map(|s| s.xlated_insns),
+            elf: self.elf_insns,
+        }
+    }
+
     /// What the checker's explanations need of it.
     pub fn compiled(&self) -> simplebpf_checker::explain::Compiled<'_> {
         simplebpf_checker::explain::Compiled {

@@ -6,7 +6,8 @@
 //! compile, or terminals.
 
 pub mod gate;
+pub mod llm;
 
 pub use gate::{
-    Candidate, GateOptions, Gated, KernelOutcome, KernelUse, Origin, Rejection, Source, gate,
+    Candidate, Cost, GateOptions, Gated, KernelOutcome, KernelUse, Origin, Rejection, Source, gate,
 };
