@@ -3,9 +3,11 @@
 //!
 //! Only this package knows files, terminals and JSON; the crates below take and return data.
 
+pub mod backend;
 pub mod commands;
 pub mod interrupt;
 pub mod json;
+pub mod lock;
 pub mod output;
 pub mod outputs;
 pub mod pipeline;

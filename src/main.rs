@@ -45,13 +45,18 @@ enum Command {
     /// Compile a policy to XDP: C, a BPF object the kernel verifier accepts, and a report.
     ///
     /// Writes DIR/<name>.bpf.c, DIR/<name>.bpf.o and DIR/<name>.report.json, all or none.
+    /// With --backend llm a model writes the C; only an answer the checker proves is kept,
+    /// saved in <policy>.lock, else the rules backend's program (--fallback rules).
     /// Exit status: 0 built and proven, 1 the policy has errors, the verifier rejected the
-    /// program or it is not equivalent (counterexample), 2 a usage or environment error (no
-    /// clang, a bad -o, no kernel with SIMPLEBPF_REQUIRE_KERNEL=1), 3 the checker could not
-    /// decide, 130/143 interrupted (nothing written).
+    /// program or it is not equivalent (counterexample), no answer was proven with
+    /// --fallback none, or the lockfile's program is refused, 2 a usage or environment error
+    /// (no clang, a bad -o, no kernel with SIMPLEBPF_REQUIRE_KERNEL=1, no --llm-url or
+    /// --llm-model, --locked with a missing or stale lock), 3 the checker could not decide,
+    /// 130/143 interrupted (nothing written).
     ///
-    /// Example:
+    /// Examples:
     ///   simplebpf build examples/fault.appnet -o out --port 9000
+    ///   simplebpf build examples/fault.appnet --backend llm --llm-url http://127.0.0.1:11434/v1 --llm-model qwen2.5-coder:7b
     #[command(verbatim_doc_comment)]
     Build(commands::build::BuildArgs),
     /// Measure any XDP object: ELF, xlated and JIT instruction counts, verdict, ns/packet.

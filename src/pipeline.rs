@@ -1,7 +1,7 @@
-//! The build (ARCHITECTURE.md "Data flow"): policy → IR → the rules backend's C → the gate
-//! (clang, object model, contract, verifier, checker, measurements) → report. Used by
-//! `simplebpf build` and by build scripts; it returns data, and writes files only through
-//! `write_outputs` (`outputs.rs`).
+//! The build (ARCHITECTURE.md "Data flow"): policy → IR → C from the rules backend or an LLM
+//! → the gate (clang, object model, contract, verifier, checker, measurements) → report.
+//! Used by `simplebpf build` and by build scripts; it returns data, and writes files only
+//! through `write_outputs` (`outputs.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,11 +11,16 @@ use simplebpf_compiler::backend::{self, Emitted};
 use simplebpf_compiler::cancel::Cancel;
 use simplebpf_compiler::clang::ClangOptions;
 use simplebpf_compiler::kernel;
+use simplebpf_compiler::llm::{Model, prompt, screen};
 use simplebpf_dsl::Diagnostic;
+use simplebpf_dsl::ir::Program;
+use simplebpf_optimizer::llm::{self, Observer, Round, Task};
 use simplebpf_optimizer::{Candidate, GateOptions, Gated, KernelUse, Origin, Rejection, Source};
 
+use crate::backend::{BackendReport, Fallback, Kind, LlmSettings, LockFailure, LockMode, LockUse};
 use crate::interrupt::ScratchDir;
-use crate::outputs::{OutputDir, OutputError, OutputFile};
+use crate::lock::{self, Lock};
+use crate::outputs::{OutputDir, OutputError, OutputFile, sha256_hex};
 use crate::report::Report;
 
 #[derive(Debug, Clone)]
@@ -88,28 +93,56 @@ pub enum BuildError {
     Rejected(#[from] Rejection),
     #[error("cannot create a scratch directory")]
     Scratch(#[source] std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] LockFailure),
+    /// The model must be asked and cannot be: why.
+    #[error("{0}")]
+    NoModel(String),
+    /// No answer was accepted and `--fallback none`.
+    #[error("no answer of the model was accepted ({} answers); nothing was written", rounds.len())]
+    NoAnswer {
+        rounds: Vec<Round>,
+        /// The last answer's verdict was "unknown".
+        ended_unknown: bool,
+    },
 }
 
 /// Everything a build produced, in memory.
 #[derive(Debug)]
 pub struct Built {
     pub name: String,
-    pub emitted: Emitted,
+    /// The C of the kept program (written as `<name>.bpf.c`).
+    pub c_source: String,
     pub gated: Gated,
     pub report: Report,
     /// Warnings of the front end (errors stop the build).
     pub warnings: Vec<Diagnostic>,
+    /// A lock to write with the outputs (a new accepted answer), and where.
+    pub lock: Option<(PathBuf, Lock)>,
 }
 
-/// Builds a policy from its source bytes.
+/// Builds a policy from its source bytes with the rules backend.
 pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built, BuildError> {
+    let (program, warnings) = analyze(source)?;
+    let emitted = emit(name, &program, options)?;
+    let mut built = build_emitted(name, &program, emitted, options)?;
+    built.warnings = warnings;
+    Ok(built)
+}
+
+/// The policy's IR and the front end's warnings, or its errors.
+fn analyze(source: &[u8]) -> Result<(Program, Vec<Diagnostic>), BuildError> {
     let analysis = simplebpf_dsl::analyze_bytes(source);
-    let Some(program) = analysis.ir.as_ref().filter(|_| !analysis.has_errors()) else {
-        return Err(BuildError::Input {
+    match analysis.ir {
+        Some(program) if !analysis.has_errors() => Ok((program, analysis.diagnostics)),
+        _ => Err(BuildError::Input {
             diagnostics: analysis.diagnostics,
-        });
-    };
-    let emitted = backend::emit(
+        }),
+    }
+}
+
+fn emit(name: &str, program: &Program, options: &BuildOptions) -> Result<Emitted, BuildError> {
+    backend::emit(
         program,
         &backend::Options {
             port: options.port,
@@ -117,10 +150,194 @@ pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built,
             test_hooks: false,
         },
     )
-    .map_err(|diagnostics| BuildError::Input { diagnostics })?;
-    let mut built = build_emitted(name, program, emitted, options)?;
-    built.warnings = analysis.diagnostics;
-    Ok(built)
+    .map_err(|diagnostics| BuildError::Input { diagnostics })
+}
+
+/// What the LLM backend needs beyond its settings: the model (none when this simplebpf has
+/// no HTTP client, or it must not be asked: `why`), and who hears the progress.
+pub struct LlmRun<'a> {
+    pub settings: &'a LlmSettings,
+    pub model: Result<&'a dyn Model, String>,
+    pub observer: &'a mut dyn Observer,
+}
+
+impl std::fmt::Debug for LlmRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmRun")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a policy with the LLM backend: the lock's program when it is fresh (judged by the
+/// gate like any candidate), else the model's conversations, else the fallback.
+pub fn build_llm(
+    name: &str,
+    source: &[u8],
+    options: &BuildOptions,
+    run: LlmRun<'_>,
+) -> Result<Built, BuildError> {
+    let (program, warnings) = analyze(source)?;
+    // The rules backend's program is the fallback, and a policy it cannot lower is one the
+    // checker cannot judge either: said before the model is asked.
+    let emitted = emit(name, &program, options)?;
+    let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
+    let mut session = Session::new(&program, options.checker());
+    let settings = run.settings;
+    let key = lock::Key {
+        policy_sha256: sha256_hex(source),
+        port: options.port,
+        prompt_sha256: prompt::templates_sha256(),
+    };
+    let mut backend = BackendReport {
+        kind: Kind::Llm,
+        fallback: false,
+        url: settings.url.clone(),
+        model: settings.model.clone(),
+        prompt_sha256: Some(key.prompt_sha256.clone()),
+        lock: LockUse::None,
+        rounds: Vec::new(),
+    };
+    let path = &settings.lock_path;
+    let existing = Lock::read(path).map_err(LockFailure::from)?;
+    let fresh = match (&existing, settings.lock) {
+        (_, LockMode::Update) => None,
+        (None, LockMode::Locked) => return Err(LockFailure::Missing(path.clone()).into()),
+        (None, LockMode::Use) => None,
+        (Some(lock), mode) => match lock.stale(&key) {
+            None => Some(lock),
+            Some(why) if mode == LockMode::Locked => {
+                return Err(LockFailure::Stale {
+                    path: path.clone(),
+                    why,
+                }
+                .into());
+            }
+            Some(why) => {
+                backend.lock = LockUse::Stale {
+                    path: path.clone(),
+                    why,
+                };
+                None
+            }
+        },
+    };
+    let gate_options = options.gate();
+    if let Some(lock) = fresh {
+        let gated = gate_lock(lock, path, name, &mut session, &gate_options, &scratch)?;
+        backend.model = Some(lock.model.clone());
+        backend.lock = LockUse::Used(path.clone());
+        return Ok(finish(name, options, gated, backend, warnings, None));
+    }
+    let model = run.model.map_err(BuildError::NoModel)?;
+    let task = Task {
+        source: &String::from_utf8_lossy(source),
+        program: &program,
+        name,
+        gate: &gate_options,
+        kernel_required: options.kernel_required,
+    };
+    let produced = llm::produce(
+        model,
+        &task,
+        &mut session,
+        settings.conversations,
+        scratch.path(),
+        run.observer,
+    )?;
+    match produced.accepted {
+        Some(gated) => {
+            backend.rounds = produced.rounds;
+            backend.lock = LockUse::Written(path.clone());
+            let new_lock = Lock {
+                format: lock::FORMAT,
+                simplebpf: env!("CARGO_PKG_VERSION").to_string(),
+                policy_sha256: key.policy_sha256,
+                port: key.port,
+                prompt_sha256: key.prompt_sha256,
+                model: settings.model.clone().unwrap_or_default(),
+                c: gated.c_source.clone().unwrap_or_default(),
+                object_sha256: sha256_hex(&gated.elf),
+            };
+            Ok(finish(
+                name,
+                options,
+                gated,
+                backend,
+                warnings,
+                Some((path.clone(), new_lock)),
+            ))
+        }
+        None if settings.fallback == Fallback::None => Err(BuildError::NoAnswer {
+            ended_unknown: produced.ended_unknown(),
+            rounds: produced.rounds,
+        }),
+        None => {
+            let mut built = build_emitted(name, &program, emitted, options)?;
+            backend.kind = Kind::Rules;
+            backend.fallback = true;
+            backend.rounds = produced.rounds;
+            built.report.backend = backend;
+            built.warnings = warnings;
+            Ok(built)
+        }
+    }
+}
+
+/// A lock's program through the screen and the gate.
+fn gate_lock(
+    lock: &Lock,
+    path: &std::path::Path,
+    name: &str,
+    session: &mut Session,
+    options: &GateOptions,
+    scratch: &ScratchDir,
+) -> Result<Gated, BuildError> {
+    screen::screen(&lock.c).map_err(|error| LockFailure::Screen {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mut options = options.clone();
+    options.clang.sandbox = true;
+    options.require_proof = true;
+    let candidate = Candidate {
+        source: Source::C {
+            text: lock.c.clone(),
+            file_name: format!("{name}.c"),
+        },
+        origin: Origin::File(path.to_path_buf()),
+        program: None,
+    };
+    simplebpf_optimizer::gate(candidate, Some(session), &options, scratch.path()).map_err(
+        |rejection| match rejection {
+            Rejection::Interrupted => BuildError::Rejected(Rejection::Interrupted),
+            rejection => LockFailure::Rejected {
+                path: path.to_path_buf(),
+                rejection: Box::new(rejection),
+            }
+            .into(),
+        },
+    )
+}
+
+fn finish(
+    name: &str,
+    options: &BuildOptions,
+    gated: Gated,
+    backend: BackendReport,
+    warnings: Vec<Diagnostic>,
+    lock: Option<(PathBuf, Lock)>,
+) -> Built {
+    let mut report = Report::new(name, options, &gated);
+    report.backend = backend;
+    Built {
+        name: name.to_string(),
+        c_source: gated.c_source.clone().unwrap_or_default(),
+        gated,
+        report,
+        warnings,
+        lock,
+    }
 }
 
 /// The rest of a build once the C exists: the rules backend's program through the gate.
@@ -150,10 +367,11 @@ pub fn build_emitted(
     let report = Report::new(name, options, &gated);
     Ok(Built {
         name: name.to_string(),
-        emitted,
+        c_source: emitted.c_source,
         gated,
         report,
         warnings: Vec::new(),
+        lock: None,
     })
 }
 
@@ -206,7 +424,7 @@ pub fn write_outputs(
         &[
             OutputFile {
                 name: &names[0],
-                bytes: built.emitted.c_source.as_bytes(),
+                bytes: built.c_source.as_bytes(),
             },
             OutputFile {
                 name: &names[1],
@@ -219,5 +437,21 @@ pub fn write_outputs(
         ],
         cancel,
     )?;
+    if let Some((path, lock)) = &built.lock {
+        // After the outputs: a lock is only ever written for a program that was kept.
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = OutputDir::prepare(dir.unwrap_or(std::path::Path::new(".")))?;
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| OutputError::NotADirectory { path: path.clone() })?;
+        dir.commit(
+            &[OutputFile {
+                name,
+                bytes: &lock.to_bytes(),
+            }],
+            cancel,
+        )?;
+    }
     Ok(paths)
 }

@@ -8,6 +8,7 @@ use simplebpf_compiler::contract::Place;
 use simplebpf_compiler::measure::{self, KernelNumbers};
 use simplebpf_optimizer::{Gated, KernelOutcome};
 
+use crate::backend::{BackendReport, Kind, LockUse};
 use crate::outputs::sha256_hex;
 use crate::pipeline::{BuildOptions, OutputPaths};
 use crate::verdict;
@@ -29,6 +30,8 @@ pub struct Report {
     pub lock: bool,
     /// The checker's verdict on the object (equivalent, unless `--allow-unproven` wrote it).
     pub verdict: Option<Verdict>,
+    /// Which producer wrote the C, and how its conversations went.
+    pub backend: BackendReport,
 }
 
 impl Report {
@@ -80,6 +83,7 @@ impl Report {
             state: Json::Array(state),
             lock: contract.is_some_and(|c| c.lock.is_some()),
             verdict: gated.verdict.clone(),
+            backend: BackendReport::rules(),
         }
     }
 
@@ -176,8 +180,50 @@ impl Report {
             "state": self.state,
             "spin_lock": self.lock,
             "checker": self.checker_json(),
+            "backend": backend_json(&self.backend),
         })
     }
+}
+
+/// The report's `backend` section (docs/json.md).
+pub fn backend_json(backend: &BackendReport) -> Json {
+    let (lock, lock_path, stale_because) = match &backend.lock {
+        LockUse::None => ("none", None, None),
+        LockUse::Used(path) => ("used", Some(path), None),
+        LockUse::Written(path) => ("written", Some(path), None),
+        LockUse::Stale { path, why } => ("stale", Some(path), Some(why.to_string())),
+    };
+    json!({
+        "kind": match backend.kind { Kind::Rules => "rules", Kind::Llm => "llm" },
+        "fallback": backend.fallback,
+        "model": backend.model,
+        "url": backend.url,
+        "prompt_sha256": backend.prompt_sha256,
+        "lock": lock,
+        "lock_path": lock_path.map(|p| p.display().to_string()),
+        "lock_stale_because": stale_because,
+        "rounds": rounds_json(&backend.rounds),
+    })
+}
+
+/// One entry per answer.
+pub fn rounds_json(rounds: &[simplebpf_optimizer::llm::Round]) -> Json {
+    Json::Array(
+        rounds
+            .iter()
+            .map(|round| {
+                json!({
+                    "sample": round.sample,
+                    "round": round.round,
+                    "outcome": round.outcome.name(),
+                    "ms": round.ms,
+                    "prompt_tokens": round.usage.and_then(|u| u.prompt_tokens),
+                    "completion_tokens": round.usage.and_then(|u| u.completion_tokens),
+                    "detail": round.outcome.detail(),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// One row of the table `build` and `stats` print.
@@ -188,19 +234,31 @@ pub struct Row<'a> {
     pub kernel: Option<&'a KernelNumbers>,
     /// `Some(true)` proven, `Some(false)` unproven, `None` not checked (`stats`).
     pub proven: Option<bool>,
+    /// Which producer wrote it (`build`): `rules`, `llm (round 2)`, `rules (fallback)`.
+    pub backend: Option<String>,
 }
 
 /// The compact table `build` and `stats` print.
 pub fn table(rows: &[Row<'_>]) -> String {
+    let with_backend = rows.iter().any(|row| row.backend.is_some());
     let mut out = format!(
-        "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}  {}\n",
+        "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}  {:<8}",
         "program", "ELF", "xlated", "JIT", "verifier", "ns/packet", "checker"
     );
+    if with_backend {
+        out.push_str("  backend");
+    }
+    let mut out = out.trim_end().to_string();
+    out.push('\n');
     for row in rows {
         let proof = match row.proven {
             Some(true) => "proven",
             Some(false) => "UNPROVEN",
             None => "-",
+        };
+        let proof = match &row.backend {
+            Some(backend) => format!("{proof:<8}  {backend}"),
+            None => proof.to_string(),
         };
         match row.kernel {
             Some(n) => out.push_str(&format!(

@@ -9,6 +9,8 @@ use simplebpf_compiler::kernel;
 use simplebpf_optimizer::{KernelOutcome, KernelUse, Rejection};
 
 use super::Outcome;
+use super::llm::{BackendArg, LlmArgs, Progress};
+use crate::backend::LockFailure;
 use crate::output::{self, Format};
 use crate::outputs::{OutputDir, OutputError};
 use crate::pipeline::{self, BuildError, BuildOptions};
@@ -36,6 +38,12 @@ pub struct BuildArgs {
     pub allow_unproven: bool,
     #[command(flatten)]
     pub checker: super::CheckerArgs,
+    /// Who writes the C: `rules` (deterministic) or `llm` (an OpenAI-compatible model whose
+    /// every answer is proven or discarded; see the LLM options).
+    #[arg(long, value_enum, default_value_t, value_name = "WHO")]
+    pub backend: BackendArg,
+    #[command(flatten, next_help_heading = "LLM backend")]
+    pub llm: LlmArgs,
     /// `text` for people, `json` for tools (the report, on stdout).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -60,19 +68,65 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         cancel: cancel.clone(),
         ..BuildOptions::default()
     };
-    let built = match pipeline::build(&name, &file.bytes, &options) {
+    let result = match args.backend {
+        BackendArg::Rules => pipeline::build(&name, &file.bytes, &options),
+        BackendArg::Llm => build_llm(&name, &file, &options, args),
+    };
+    let generated = format!("the program generated for {}", file.name());
+    let built = match result {
         Ok(built) => built,
         Err(BuildError::Input { diagnostics }) => {
             output::diagnostics(&file, &diagnostics, args.format);
             return Ok(Outcome::InputErrors);
         }
         Err(BuildError::Rejected(rejection)) => {
-            return refused(&file, rejection, args, options.kernel_required);
+            return refused(&file, &generated, rejection, args, options.kernel_required);
         }
-        Err(BuildError::Scratch(err)) => return Err(err.into()),
+        Err(BuildError::Lock(LockFailure::Rejected { path, rejection })) => {
+            let what = format!("the program in the lockfile {}", path.display());
+            return refused(&file, &what, *rejection, args, options.kernel_required);
+        }
+        Err(BuildError::Lock(failure @ LockFailure::Screen { .. })) => {
+            eprintln!("error: {failure}; nothing was written");
+            return Ok(Outcome::InputErrors);
+        }
+        Err(BuildError::NoAnswer {
+            rounds,
+            ended_unknown,
+        }) => {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "error": "no accepted answer", "rounds": report::rounds_json(&rounds) })
+                ),
+                Format::Text => eprint!(
+                    "error: no answer of the model was proven equivalent, and --fallback none; nothing was written\n{}",
+                    rounds_text(&rounds)
+                ),
+            }
+            return Ok(if ended_unknown {
+                Outcome::Unknown
+            } else {
+                Outcome::InputErrors
+            });
+        }
+        Err(err) => return Err(err.into()),
     };
     if let KernelOutcome::NotPermitted(reason) = &built.gated.kernel {
         eprintln!("note: {reason}; reporting static numbers only");
+    }
+    let backend = &built.report.backend;
+    if backend.fallback {
+        eprint!(
+            "note: no answer of the model was proven equivalent; the rules backend's program is kept (--fallback rules)\n{}",
+            rounds_text(&backend.rounds)
+        );
+    }
+    if let crate::backend::LockUse::Stale { path, why } = &backend.lock {
+        eprintln!(
+            "note: the lockfile {} is stale ({why}); the model was asked",
+            path.display()
+        );
     }
     output::diagnostics(&file, &built.warnings, args.format);
     let paths = match pipeline::write_outputs(&built, &out_dir, cancel) {
@@ -92,9 +146,13 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
                     elf: built.report.elf_insns,
                     kernel: built.report.numbers(),
                     proven: Some(built.report.proven()),
+                    backend: Some(built.report.backend.label()),
                 }])
             )?;
             for path in [&paths.c, &paths.object, &paths.report] {
+                writeln!(stdout, "wrote {}", path.display())?;
+            }
+            if let Some((path, _)) = &built.lock {
                 writeln!(stdout, "wrote {}", path.display())?;
             }
         }
@@ -102,14 +160,71 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// What a build the gate refused prints, and how it ends.
+/// The LLM backend's build: the client (when this simplebpf has one) and the progress line.
+fn build_llm(
+    name: &str,
+    file: &SourceFile,
+    options: &pipeline::BuildOptions,
+    args: &BuildArgs,
+) -> Result<pipeline::Built, BuildError> {
+    let settings = args.llm.settings(&args.policy);
+    #[cfg(feature = "llm")]
+    let client = args.llm.client();
+    #[cfg(feature = "llm")]
+    let model = client
+        .as_ref()
+        .map(|client| client as &dyn simplebpf_compiler::llm::Model)
+        .map_err(Clone::clone);
+    #[cfg(not(feature = "llm"))]
+    let model = Err(
+        "this simplebpf was built without the feature `llm` (no HTTP client): only --locked builds are possible"
+            .to_string(),
+    );
+    let model = if settings.lock == crate::backend::LockMode::Locked {
+        Err("--locked never asks the model".to_string())
+    } else {
+        model
+    };
+    let mut progress = Progress::new(settings.conversations);
+    pipeline::build_llm(
+        name,
+        &file.bytes,
+        options,
+        pipeline::LlmRun {
+            settings: &settings,
+            model,
+            observer: &mut progress,
+        },
+    )
+}
+
+/// A line per answer: what became of it.
+fn rounds_text(rounds: &[simplebpf_optimizer::llm::Round]) -> String {
+    let mut out = String::new();
+    for round in rounds {
+        let detail = round.outcome.detail();
+        let first = detail.lines().next().unwrap_or_default();
+        out.push_str(&format!(
+            "  sample {} round {}: {} ({} ms){}{}\n",
+            round.sample,
+            round.round,
+            round.outcome.name(),
+            round.ms,
+            if first.is_empty() { "" } else { ": " },
+            first
+        ));
+    }
+    out
+}
+
+/// What a build the gate refused prints, and how it ends. `what` names the program.
 fn refused(
     file: &SourceFile,
+    what: &str,
     rejection: Rejection,
     args: &BuildArgs,
     kernel_required: bool,
 ) -> anyhow::Result<Outcome> {
-    let name = file.name();
     match rejection {
         Rejection::Interrupted => Ok(Outcome::Interrupted),
         Rejection::Verifier { log } => {
@@ -119,7 +234,7 @@ fn refused(
                     serde_json::json!({ "error": "verifier", "verifier": { "accepted": false, "log": log } })
                 ),
                 Format::Text => eprintln!(
-                    "error: the kernel verifier rejected the program generated for {name}; nothing was written\n{}",
+                    "error: the kernel verifier rejected {what}; nothing was written\n{}",
                     report::verifier_log_tail(&log)
                 ),
             }
@@ -136,7 +251,7 @@ fn refused(
                 Some(&compiled),
                 kernel_required,
             )?;
-            unproven(&described, args.format);
+            unproven(what, &described, args.format);
             Ok(Outcome::InputErrors)
         }
         Rejection::Unknown { reason } => {
@@ -145,24 +260,24 @@ fn refused(
                 text: simplebpf_checker::explain::text(&unknown, None, None),
                 json: verdict::json(&unknown, None, None),
             };
-            unproven(&described, args.format);
+            unproven(what, &described, args.format);
             Ok(Outcome::Unknown)
         }
         Rejection::Clang(err) => {
-            anyhow::bail!("cannot compile the program generated for {name}: {err}")
+            anyhow::bail!("cannot compile {what}: {err}")
         }
-        Rejection::Contract(err) => anyhow::bail!(
-            "internal error: the program generated for {name} does not follow the state contract: {err}"
-        ),
+        Rejection::Contract(err) => {
+            anyhow::bail!("{what} does not follow the state contract: {err}")
+        }
         other => Err(other.into()),
     }
 }
 
-fn unproven(described: &verdict::Described, format: Format) {
+fn unproven(what: &str, described: &verdict::Described, format: Format) {
     match format {
         Format::Json => println!("{}", described.json),
         Format::Text => eprint!(
-            "error: the generated program is not proven equivalent to the policy; nothing was written (--allow-unproven writes it anyway)\n{}",
+            "error: {what} is not proven equivalent to the policy; nothing was written (--allow-unproven writes it anyway)\n{}",
             described.text
         ),
     }

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod lint;
+pub mod llm;
 pub mod run;
 pub mod stats;
 

@@ -101,6 +101,7 @@ pub fn stats(args: &StatsArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
                     elf: gated.elf_insns,
                     kernel: numbers,
                     proven: None,
+                    backend: None,
                 }])
             )?;
             if let Some(n) = numbers {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod generate;
+pub mod scripted;
 
 use std::path::PathBuf;
 
