@@ -267,11 +267,15 @@ pub fn produce(
 }
 
 /// An answer as it stays in the conversation: a huge one would crowd out everything else.
+/// How much of an answer over the screen's size cap the conversation keeps: enough for the
+/// model to recognise its own answer, not enough to fill the context.
+const HISTORY_KEPT_BYTES: usize = 2048;
+
 fn kept_in_history(content: String) -> String {
     if content.len() <= screen::MAX_BYTES {
         return content;
     }
-    let mut cut = screen::MAX_BYTES.min(2048);
+    let mut cut = HISTORY_KEPT_BYTES;
     while !content.is_char_boundary(cut) {
         cut -= 1;
     }
@@ -421,7 +425,8 @@ mod tests {
     fn a_huge_answer_is_cut_in_the_history_on_a_char_boundary() {
         let answer = "é".repeat(screen::MAX_BYTES);
         let kept = kept_in_history(answer.clone());
-        assert!(kept.len() < 2100, "{}", kept.len());
+        assert!(kept.len() <= HISTORY_KEPT_BYTES + 64, "{}", kept.len());
+        assert!(kept.starts_with("éé"));
         assert!(kept.ends_with(&format!("{}-byte answer is left out]", answer.len())));
         assert_eq!(kept_in_history("short".to_string()), "short");
     }
