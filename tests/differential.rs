@@ -10,6 +10,7 @@ mod common;
 
 use common::generate::{packet, pre_state};
 use common::{PORT, Rng};
+use simplebpf_compiler::backend::Strategy;
 use simplebpf_compiler::rpc_filter::{Classification, classify};
 use simplebpf_compiler::state_io;
 use simplebpf_dsl::ast::HandlerKind;
@@ -31,8 +32,13 @@ const SPECIAL_DRAWS: &[u32] = &[
     429496730,
 ];
 
-fn run_example(name: &str, path: &std::path::PathBuf, seed: u64) -> Option<usize> {
-    let compiled = common::compile(name, path, true);
+fn run_example(
+    name: &str,
+    path: &std::path::PathBuf,
+    strategy: Strategy,
+    seed: u64,
+) -> Option<usize> {
+    let compiled = common::compile_with(name, path, true, strategy);
     let mut loaded = common::load_or_skip(&compiled.elf, name)?;
     assert!(compiled.emitted.layout.test_hooks);
     let contract = &compiled.contract;
@@ -105,10 +111,14 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn every_example_agrees_with_the_interpreter_in_the_kernel() {
     for (index, (name, path)) in common::examples().iter().enumerate() {
-        let seed = 0x5eed_0000 + index as u64;
-        if let Some(rpcs) = run_example(name, path, seed) {
-            eprintln!("{name}: {CASES} packets agree ({rpcs} of them RPCs)");
-            assert!(rpcs >= CASES / 4, "{name}: too few RPCs generated ({rpcs})");
+        // Every strategy the optimizer may pick, on the same packets.
+        for strategy in Strategy::all() {
+            let seed = 0x5eed_0000 + index as u64;
+            if let Some(rpcs) = run_example(name, path, strategy, seed) {
+                let how = strategy.describe();
+                eprintln!("{name} ({how}): {CASES} packets agree ({rpcs} of them RPCs)");
+                assert!(rpcs >= CASES / 4, "{name}: too few RPCs generated ({rpcs})");
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ fn right() -> String {
             port: common::PORT,
             name: "fault".to_string(),
             test_hooks: false,
+            strategy: Default::default(),
         },
     )
     .expect("fault lowers")

@@ -90,6 +90,7 @@ fn every_equivalent_verdict_holds_on_the_kernel() {
                 port: PORT,
                 name: format!("random{index}"),
                 test_hooks: false,
+                strategy: Default::default(),
             },
         ) {
             Ok(emitted) => emitted,

@@ -26,6 +26,7 @@ fn options(name: &str) -> Options {
         port: 9000,
         name: name.to_string(),
         test_hooks: false,
+        strategy: Default::default(),
     }
 }
 

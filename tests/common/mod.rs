@@ -8,7 +8,7 @@ pub mod scripted;
 use std::path::PathBuf;
 
 use simplebpf::pipeline;
-use simplebpf_compiler::backend::{self, Emitted};
+use simplebpf_compiler::backend::{self, Emitted, Strategy};
 use simplebpf_compiler::clang::{self, ClangOptions};
 use simplebpf_compiler::contract::{self, Contract};
 use simplebpf_compiler::kernel::{self, KernelError, LoadedProgram};
@@ -61,6 +61,11 @@ pub struct Compiled {
 }
 
 pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
+    compile_with(name, path, test_hooks, Strategy::default())
+}
+
+/// `compile` with one of the rules backend's strategies.
+pub fn compile_with(name: &str, path: &PathBuf, test_hooks: bool, strategy: Strategy) -> Compiled {
     let program = program(path);
     let emitted = backend::emit(
         &program,
@@ -68,6 +73,7 @@ pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
             port: PORT,
             name: name.to_string(),
             test_hooks,
+            strategy,
         },
     )
     .unwrap_or_else(|d| panic!("{name}: {d:?}"));

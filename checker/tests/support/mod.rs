@@ -36,6 +36,7 @@ pub fn emit(source: &str) -> Option<(Program, String)> {
             port: PORT,
             name: "policy".to_string(),
             test_hooks: false,
+            strategy: Default::default(),
         },
     )
     .ok()?;

@@ -6,6 +6,7 @@ mod handler;
 pub mod layout;
 mod linear;
 mod prelude;
+pub mod strategy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ use simplebpf_dsl::{Code, Diagnostic};
 
 use handler::{Draws, Gen, ScaleVar, Setup};
 use layout::{Codec, Layout, Storage, VarLayout, is_scalar};
+pub use strategy::{FilterShape, Strategy};
 
 pub use crate::contract::EncodeError;
 use crate::contract::{len_symbol, scale_symbol};
@@ -32,6 +34,8 @@ pub struct Options {
     pub name: String,
     /// A test build: draws and time come from globals the harness writes. Never shipped.
     pub test_hooks: bool,
+    /// How the program is shaped; every strategy means the same.
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Clone)]
@@ -544,7 +548,7 @@ fn assemble(
         c.push_str(prelude::TEST_HOOKS);
         c.push('\n');
     }
-    c.push_str(&prelude::rpc_filter(options.port));
+    c.push_str(&prelude::rpc_filter(options.port, options.strategy.filter));
     c.push('\n');
     c.push_str(&prelude::helpers(generated.helpers));
 

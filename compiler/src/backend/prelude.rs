@@ -2,6 +2,7 @@
 //! the lock map and the small helpers the handler calls.
 
 use super::handler::Helpers;
+use super::strategy::FilterShape;
 
 pub const INCLUDES: &str = "\
 #include <linux/bpf.h>
@@ -16,7 +17,66 @@ pub const INCLUDES: &str = "\
 
 /// `sb_rpc_payload`: 1 and the payload length when the frame is an RPC request to the service
 /// port, 0 for every other frame (which then passes untouched).
-pub fn rpc_filter(port: u16) -> String {
+pub fn rpc_filter(port: u16, shape: FilterShape) -> String {
+    match shape {
+        FilterShape::PerField => per_field_filter(port),
+        FilterShape::Fused => fused_filter(port),
+    }
+}
+
+/// The filter with fused reads. The constants: bytes 12–15 as a big-endian word are
+/// 0x0800_45XX…0x0800_4FXX for IPv4 version 4 with IHL 5–15, and 0x86DD_6XXX for IPv6
+/// version 6; bits 6–9 of the IPv4 word minus 0x0800_4500 are (IHL − 5) × 4. Bytes 20–23 read
+/// little-endian are `frag_off`, TTL and protocol, so the mask keeps the fragment bits and
+/// the protocol. The UDP word (port, length) minus (port, 8) is the payload length exactly
+/// when the port matches and the length is at least 8.
+fn fused_filter(port: u16) -> String {
+    format!(
+        "\
+#define SERVICE_PORT {port}
+
+/* docs/language.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
+ * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
+ * frame. Anything else is not an RPC. Fields are read fused: see the build's strategy. */
+static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len)
+{{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *udp;
+
+	/* Ethernet, the smallest IPv4 header and UDP: every fixed-offset read below. */
+	if (data + 42 > data_end)
+		return 0;
+	__u32 head = bpf_ntohl(*(__u32 *)(data + 12));
+	__u32 v4 = head - 0x08004500;
+
+	if (v4 <= 0x0AFF) {{
+		if ((*(__u32 *)(data + 20) & bpf_htonl(0x3FFF00FF)) != bpf_htonl(IPPROTO_UDP))
+			return 0;
+		udp = data + 34 + ((v4 >> 6) & 0x3C);
+	}} else if (head - 0x86DD6000 <= 0x0FFF) {{
+		/* The next header is within the first check; the rest of the fixed IPv6 header is
+		 * covered by the UDP header's check below (54 + 8 = 62 bytes). */
+		if (*(__u8 *)(data + 20) != IPPROTO_UDP)
+			return 0;
+		udp = data + 54;
+	}} else {{
+		return 0;
+	}}
+	if (udp + 8 > data_end)
+		return 0;
+	__u32 length = bpf_ntohl(*(__u32 *)(udp + 2)) - ((SERVICE_PORT << 16) | 8);
+
+	if (length > 0xFFF7 || udp + 8 + length > data_end)
+		return 0;
+	*payload_len = length;
+	return 1;
+}}
+",
+    )
+}
+
+fn per_field_filter(port: u16) -> String {
     format!(
         "\
 #define SERVICE_PORT {port}

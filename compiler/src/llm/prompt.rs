@@ -161,6 +161,7 @@ pub fn facts(program: &Program, port: u16) -> String {
             port,
             name: "policy".to_string(),
             test_hooks: false,
+            strategy: Default::default(),
         },
     ) {
         for var in &emitted.layout.vars {
@@ -260,6 +261,7 @@ fn examples(source: &str, port: u16) -> String {
                 port,
                 name: name.to_string(),
                 test_hooks: false,
+                strategy: Default::default(),
             },
         ) else {
             continue;
