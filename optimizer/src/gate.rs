@@ -186,6 +186,53 @@ pub enum Rejection {
     Interrupted,
 }
 
+/// What kind of fault of the candidate a rejection is, for counting (the optimizer's report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    ClangError,
+    VerifierRejected,
+    NotEquivalent,
+    Race,
+    Unknown,
+}
+
+impl Reason {
+    /// The name in reports (the LLM backend's round outcomes use the same names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::ClangError => "clang_error",
+            Reason::VerifierRejected => "verifier_rejected",
+            Reason::NotEquivalent => "not_equivalent",
+            Reason::Race => "race",
+            Reason::Unknown => "unknown",
+        }
+    }
+}
+
+impl Rejection {
+    /// The candidate's fault, or `None` when the machine failed (no clang, no kernel, an
+    /// interruption): that is no verdict on the candidate and stops a search.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Rejection::Clang(
+                ClangError::Spawn { .. } | ClangError::Scratch { .. } | ClangError::Interrupted,
+            ) => None,
+            Rejection::Clang(_) | Rejection::Object(_) => Some(Reason::ClangError),
+            Rejection::Contract(_) => Some(Reason::NotEquivalent),
+            Rejection::Verifier { .. } => Some(Reason::VerifierRejected),
+            Rejection::NotEquivalent { verdict, .. } => Some(match **verdict {
+                Verdict::Race { .. } => Reason::Race,
+                _ => Reason::NotEquivalent,
+            }),
+            Rejection::Unknown { .. } => Some(Reason::Unknown),
+            Rejection::Kernel(_)
+            | Rejection::State(_)
+            | Rejection::Read { .. }
+            | Rejection::Interrupted => None,
+        }
+    }
+}
+
 impl From<simplebpf_compiler::cancel::Interrupted> for Rejection {
     fn from(_: simplebpf_compiler::cancel::Interrupted) -> Rejection {
         Rejection::Interrupted

@@ -7,7 +7,9 @@
 
 pub mod gate;
 pub mod llm;
+pub mod search;
 
 pub use gate::{
-    Candidate, Cost, GateOptions, Gated, KernelOutcome, KernelUse, Origin, Rejection, Source, gate,
+    Candidate, Cost, GateOptions, Gated, KernelOutcome, KernelUse, Origin, Reason, Rejection,
+    Source, gate,
 };

@@ -1,0 +1,200 @@
+//! The optimizer's deterministic search (docs/optimizer.md): the rules backend's program
+//! under every strategy and clang setting, each judged by the one gate; the cheapest proven
+//! program wins, ties going to the earlier variant, so the same inputs give the same winner.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use simplebpf_checker::Session;
+use simplebpf_compiler::backend::{self, Strategy};
+use simplebpf_compiler::clang::OptLevel;
+use simplebpf_dsl::ir::Program;
+
+use crate::gate::{Candidate, Cost, GateOptions, Gated, Origin, Reason, Rejection, Source, gate};
+
+/// One point of the search space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub strategy: Strategy,
+    pub opt_level: OptLevel,
+}
+
+impl Variant {
+    /// How the report names it: `filter=fused -Os`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.strategy.describe(), self.opt_level.flag())
+    }
+}
+
+/// The clang optimisation levels tried besides the build's own: `-O3` and `-mcpu=v4` were
+/// measured to give the same objects as `-O2` and `v3` on every example (docs/optimizer.md),
+/// so they are not tried.
+const OPT_LEVELS: [OptLevel; 2] = [OptLevel::O2, OptLevel::Os];
+
+/// Every variant in the order they are tried: the build's own first (the program before
+/// optimization), then each strategy with each optimisation level.
+pub fn variants(base: OptLevel) -> Vec<Variant> {
+    let mut levels = vec![base];
+    levels.extend(OPT_LEVELS.into_iter().filter(|level| *level != base));
+    let mut all = Vec::new();
+    for strategy in Strategy::all() {
+        for &opt_level in &levels {
+            all.push(Variant {
+                strategy,
+                opt_level,
+            });
+        }
+    }
+    all
+}
+
+/// What the search did and what it kept.
+#[derive(Debug)]
+pub struct Searched {
+    /// The program before optimization: the build's own variant.
+    pub before: Gated,
+    /// The cheapest proven program (the `before` one when nothing was cheaper).
+    pub winner: Gated,
+    pub winner_variant: Variant,
+    /// Variants judged by the gate, the first included.
+    pub candidates: usize,
+    pub accepted: usize,
+    pub rejected: BTreeMap<Reason, usize>,
+    /// Variants left untried because the budget ran out.
+    pub untried: usize,
+    pub elapsed: Duration,
+}
+
+/// The search's inputs besides the first program.
+#[derive(Debug)]
+pub struct Search<'a> {
+    pub program: &'a Program,
+    /// The rules backend's options of the first program; the strategy is varied.
+    pub backend: &'a backend::Options,
+    pub gate: &'a GateOptions,
+    pub budget: Duration,
+}
+
+/// Searches from `first`, the gated program of `variants(..)[0]`. A machine failure (no
+/// clang, no kernel, an interruption) ends the search with the error; a candidate's fault is
+/// counted and the search goes on.
+pub fn search(
+    search: &Search<'_>,
+    first: Gated,
+    session: &mut Session,
+    scratch: &Path,
+) -> Result<Searched, Rejection> {
+    let start = Instant::now();
+    let all = variants(search.gate.clang.opt_level);
+    let mut winner_variant = all[0];
+    let mut winner = first.clone();
+    let mut searched = Searched {
+        before: first,
+        winner: winner.clone(),
+        winner_variant,
+        candidates: 1,
+        accepted: 1,
+        rejected: BTreeMap::new(),
+        untried: 0,
+        elapsed: Duration::ZERO,
+    };
+    for (index, variant) in all.iter().enumerate().skip(1) {
+        if start.elapsed() >= search.budget {
+            searched.untried = all.len() - index;
+            break;
+        }
+        searched.candidates += 1;
+        match judge(search, *variant, session, scratch) {
+            Ok(gated) => {
+                searched.accepted += 1;
+                if cheaper(gated.cost(), winner.cost()) {
+                    winner = gated;
+                    winner_variant = *variant;
+                }
+            }
+            Err(rejection) => match rejection.reason() {
+                Some(reason) => *searched.rejected.entry(reason).or_default() += 1,
+                None => return Err(rejection),
+            },
+        }
+    }
+    searched.winner = winner;
+    searched.winner_variant = winner_variant;
+    searched.elapsed = start.elapsed();
+    Ok(searched)
+}
+
+/// JIT instructions first, then xlated, then ELF; a cost the kernel did not measure is
+/// compared on what both have.
+fn cheaper(candidate: Cost, best: Cost) -> bool {
+    match (candidate.jited, best.jited) {
+        (Some(_), Some(_)) => candidate < best,
+        _ => candidate.elf < best.elf,
+    }
+}
+
+fn judge(
+    search: &Search<'_>,
+    variant: Variant,
+    session: &mut Session,
+    scratch: &Path,
+) -> Result<Gated, Rejection> {
+    let options = backend::Options {
+        strategy: variant.strategy,
+        ..search.backend.clone()
+    };
+    // The first program was emitted from the same IR; a strategy the backend cannot emit
+    // would be a bug in it, and is no reason to fail a build that has a program already.
+    let emitted =
+        backend::emit(search.program, &options).map_err(|diagnostics| Rejection::Unknown {
+            reason: format!(
+                "strategy {} cannot be emitted: {diagnostics:?}",
+                variant.describe()
+            ),
+        })?;
+    let mut gate_options = search.gate.clone();
+    gate_options.clang.opt_level = variant.opt_level;
+    // A variant is kept only proven, whatever the build allows for its first program.
+    gate_options.require_proof = true;
+    let candidate = Candidate {
+        source: Source::C {
+            text: emitted.c_source,
+            file_name: format!("{}.bpf.c", options.name),
+        },
+        origin: Origin::Optimizer(variant.describe()),
+        program: Some(emitted.function),
+    };
+    gate(candidate, Some(session), &gate_options, scratch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builds_own_variant_comes_first_and_none_repeats() {
+        for base in OptLevel::ALL {
+            let all = variants(base);
+            assert_eq!(all[0].opt_level, base);
+            assert_eq!(all[0].strategy, Strategy::default());
+            for (i, a) in all.iter().enumerate() {
+                assert!(all[i + 1..].iter().all(|b| b != a), "{a:?} twice");
+            }
+            assert!(all.len() >= Strategy::all().len() * OPT_LEVELS.len());
+        }
+    }
+
+    #[test]
+    fn cost_is_jit_first_and_elf_without_a_kernel() {
+        let cost = |jited, elf| Cost {
+            jited,
+            xlated: jited,
+            elf,
+        };
+        assert!(cheaper(cost(Some(60), 50), cost(Some(61), 40)));
+        assert!(!cheaper(cost(Some(61), 40), cost(Some(61), 40)));
+        assert!(cheaper(cost(None, 40), cost(None, 41)));
+        assert!(!cheaper(cost(None, 41), cost(None, 40)));
+    }
+}
