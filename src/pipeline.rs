@@ -15,13 +15,14 @@ use simplebpf_compiler::llm::{Model, prompt, screen};
 use simplebpf_dsl::Diagnostic;
 use simplebpf_dsl::ir::Program;
 use simplebpf_optimizer::llm::{self, Observer, Round, Task};
+use simplebpf_optimizer::search;
 use simplebpf_optimizer::{Candidate, GateOptions, Gated, KernelUse, Origin, Rejection, Source};
 
 use crate::backend::{BackendReport, Fallback, Kind, LlmSettings, LockFailure, LockMode, LockUse};
 use crate::interrupt::ScratchDir;
 use crate::lock::{self, Lock};
 use crate::outputs::{OutputDir, OutputError, OutputFile, sha256_hex};
-use crate::report::Report;
+use crate::report::{OptimizerReport, Report};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -39,6 +40,9 @@ pub struct BuildOptions {
     pub timeout: Duration,
     /// Cancelled by Ctrl-C: every step stops and the build returns `Interrupted`.
     pub cancel: Cancel,
+    /// The optimizer's time budget; `None` emits the rules backend's first program
+    /// (`--no-optimize`).
+    pub optimize: Option<Duration>,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +56,7 @@ impl Default for BuildOptions {
             budget: simplebpf_checker::DEFAULT_BUDGET,
             timeout: Duration::from_secs(600),
             cancel: Cancel::new(),
+            optimize: Some(DEFAULT_OPTIMIZE_BUDGET),
         }
     }
 }
@@ -81,6 +86,10 @@ impl BuildOptions {
         }
     }
 }
+
+/// The optimizer's budget when `--optimize-budget` is not given: enough for every variant of
+/// every example on this project's machine (docs/optimizer.md), a bound for the rest.
+pub const DEFAULT_OPTIMIZE_BUDGET: Duration = Duration::from_secs(10);
 
 /// The service port when `--port` is not given.
 pub const DEFAULT_PORT: u16 = 9000;
@@ -142,15 +151,18 @@ fn analyze(source: &[u8]) -> Result<(Program, Vec<Diagnostic>), BuildError> {
 }
 
 fn emit(name: &str, program: &Program, options: &BuildOptions) -> Result<Emitted, BuildError> {
-    backend::emit(
-        program,
-        &backend::Options {
-            port: options.port,
-            name: name.to_string(),
-            test_hooks: false,
-        },
-    )
-    .map_err(|diagnostics| BuildError::Input { diagnostics })
+    backend::emit(program, &backend_options(name, options))
+        .map_err(|diagnostics| BuildError::Input { diagnostics })
+}
+
+/// The rules backend's options of a build: its first program, before any search.
+fn backend_options(name: &str, options: &BuildOptions) -> backend::Options {
+    backend::Options {
+        port: options.port,
+        name: name.to_string(),
+        test_hooks: false,
+        strategy: Default::default(),
+    }
 }
 
 /// What the LLM backend needs beyond its settings: the model (none when this simplebpf has
@@ -330,6 +342,8 @@ fn finish(
 ) -> Built {
     let mut report = Report::new(name, options, &gated);
     report.backend = backend;
+    report.optimizer =
+        Err("the model's program is kept as it is: the search varies the rules backend's");
     Built {
         name: name.to_string(),
         c_source: gated.c_source.clone().unwrap_or_default(),
@@ -358,16 +372,39 @@ pub fn build_emitted(
         origin: Origin::Rules,
         program: Some(emitted.function.clone()),
     };
-    let gated = simplebpf_optimizer::gate(
-        candidate,
-        Some(&mut session),
-        &options.gate(),
-        scratch.path(),
-    )?;
-    let report = Report::new(name, options, &gated);
+    let gate_options = options.gate();
+    let first =
+        simplebpf_optimizer::gate(candidate, Some(&mut session), &gate_options, scratch.path())?;
+    let proven = matches!(
+        first.verdict,
+        Some(simplebpf_checker::Verdict::Equivalent { .. })
+    );
+    let (gated, optimizer) = match options.optimize {
+        // Only from a proven program: --allow-unproven writes what it has, unsearched.
+        Some(_) if !proven => (first, Err("the first program is not proven")),
+        Some(budget) => {
+            let searched = search::search(
+                &search::Search {
+                    program,
+                    backend: &backend_options(name, options),
+                    gate: &gate_options,
+                    budget,
+                },
+                first,
+                &mut session,
+                scratch.path(),
+            )?;
+            let optimizer = OptimizerReport::new(&searched);
+            (searched.winner, Ok(optimizer))
+        }
+        None => (first, Err("--no-optimize")),
+    };
+    let mut report = Report::new(name, options, &gated);
+    report.optimizer = optimizer;
+    let c_source = gated.c_source.clone().unwrap_or(emitted.c_source);
     Ok(Built {
         name: name.to_string(),
-        c_source: emitted.c_source,
+        c_source,
         gated,
         report,
         warnings: Vec::new(),

@@ -1,12 +1,15 @@
 //! The build report (`<name>.report.json`) and the table printed after a build. Field names
 //! are stable; the README documents them.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value as Json, json};
 use simplebpf_checker::Verdict;
 use simplebpf_compiler::clang;
 use simplebpf_compiler::contract::Place;
 use simplebpf_compiler::measure::{self, KernelNumbers};
-use simplebpf_optimizer::{Gated, KernelOutcome};
+use simplebpf_optimizer::search::Searched;
+use simplebpf_optimizer::{Gated, KernelOutcome, Reason};
 
 use crate::backend::{BackendReport, Kind, LockUse};
 use crate::outputs::sha256_hex;
@@ -32,6 +35,41 @@ pub struct Report {
     pub verdict: Option<Verdict>,
     /// Which producer wrote the C, and how its conversations went.
     pub backend: BackendReport,
+    /// What the optimizer's search did, or why it did not run.
+    pub optimizer: Result<OptimizerReport, &'static str>,
+}
+
+/// The optimizer's search, as the report tells it (docs/json.md).
+#[derive(Debug, Clone)]
+pub struct OptimizerReport {
+    /// The program before optimization: ELF instructions and the kernel's numbers.
+    pub before_elf: usize,
+    pub before_kernel: Option<KernelNumbers>,
+    pub candidates: usize,
+    pub accepted: usize,
+    pub rejected: BTreeMap<Reason, usize>,
+    pub untried: usize,
+    /// The winning variant (`filter=fused -O2`).
+    pub winner: String,
+    pub ms: u64,
+}
+
+impl OptimizerReport {
+    pub fn new(searched: &Searched) -> OptimizerReport {
+        OptimizerReport {
+            before_elf: searched.before.elf_insns,
+            before_kernel: match &searched.before.kernel {
+                KernelOutcome::Measured(numbers) => Some(numbers.clone()),
+                _ => None,
+            },
+            candidates: searched.candidates,
+            accepted: searched.accepted,
+            rejected: searched.rejected.clone(),
+            untried: searched.untried,
+            winner: searched.winner_variant.describe(),
+            ms: searched.elapsed.as_millis() as u64,
+        }
+    }
 }
 
 impl Report {
@@ -84,7 +122,14 @@ impl Report {
             lock: contract.is_some_and(|c| c.lock.is_some()),
             verdict: gated.verdict.clone(),
             backend: BackendReport::rules(),
+            optimizer: Err("not run"),
         }
+    }
+
+    /// JIT instructions before optimization, when the optimizer ran and the kernel measured.
+    pub fn jited_before(&self) -> Option<u32> {
+        let before = self.optimizer.as_ref().ok()?.before_kernel.as_ref()?;
+        Some(before.sizes.jited_insns)
     }
 
     pub fn proven(&self) -> bool {
@@ -181,6 +226,39 @@ impl Report {
             "spin_lock": self.lock,
             "checker": self.checker_json(),
             "backend": backend_json(&self.backend),
+            "optimizer": self.optimizer_json(),
+        })
+    }
+
+    fn optimizer_json(&self) -> Json {
+        let optimizer = match &self.optimizer {
+            Ok(optimizer) => optimizer,
+            Err(why) => return json!({ "ran": false, "because": why }),
+        };
+        let numbers = |elf: usize, kernel: Option<&KernelNumbers>| {
+            json!({
+                "elf": elf,
+                "xlated": kernel.map(|n| n.sizes.xlated_insns),
+                "jited": kernel.map(|n| n.sizes.jited_insns),
+                "ns_per_packet": kernel.map(|n| n.ns_per_packet),
+            })
+        };
+        let rejected: serde_json::Map<String, Json> = optimizer
+            .rejected
+            .iter()
+            .map(|(reason, count)| (reason.name().to_string(), json!(count)))
+            .collect();
+        json!({
+            "ran": true,
+            "objective": if self.numbers().is_some() { "jited" } else { "elf (no kernel numbers)" },
+            "before": numbers(optimizer.before_elf, optimizer.before_kernel.as_ref()),
+            "after": numbers(self.elf_insns, self.numbers()),
+            "candidates": optimizer.candidates,
+            "accepted": optimizer.accepted,
+            "rejected": rejected,
+            "untried_for_budget": optimizer.untried,
+            "winner": optimizer.winner,
+            "ms": optimizer.ms,
         })
     }
 }
@@ -236,13 +314,15 @@ pub struct Row<'a> {
     pub proven: Option<bool>,
     /// Which producer wrote it (`build`): `rules`, `llm (round 2)`, `rules (fallback)`.
     pub backend: Option<String>,
+    /// JIT instructions before the optimizer (shown as `before→after`).
+    pub jited_before: Option<u32>,
 }
 
 /// The compact table `build` and `stats` print.
 pub fn table(rows: &[Row<'_>]) -> String {
     let with_backend = rows.iter().any(|row| row.backend.is_some());
     let mut out = format!(
-        "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}  {:<8}",
+        "{:<24} {:>6} {:>8} {:>8}  {:<9} {:>10}  {:<8}",
         "program", "ELF", "xlated", "JIT", "verifier", "ns/packet", "checker"
     );
     if with_backend {
@@ -261,17 +341,18 @@ pub fn table(rows: &[Row<'_>]) -> String {
             None => proof.to_string(),
         };
         match row.kernel {
-            Some(n) => out.push_str(&format!(
-                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10.1}  {proof}\n",
-                row.name,
-                row.elf,
-                n.sizes.xlated_insns,
-                n.sizes.jited_insns,
-                "accepted",
-                n.ns_per_packet
-            )),
+            Some(n) => {
+                let jited = match row.jited_before {
+                    Some(before) => format!("{before}→{}", n.sizes.jited_insns),
+                    None => n.sizes.jited_insns.to_string(),
+                };
+                out.push_str(&format!(
+                    "{:<24} {:>6} {:>8} {:>8}  {:<9} {:>10.1}  {proof}\n",
+                    row.name, row.elf, n.sizes.xlated_insns, jited, "accepted", n.ns_per_packet
+                ))
+            }
             None => out.push_str(&format!(
-                "{:<24} {:>6} {:>8} {:>6}  {:<9} {:>10}  {proof}\n",
+                "{:<24} {:>6} {:>8} {:>8}  {:<9} {:>10}  {proof}\n",
                 row.name, row.elf, "-", "-", "not run", "-"
             )),
         }

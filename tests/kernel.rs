@@ -79,10 +79,64 @@ fn every_example_builds_and_the_kernel_verifier_accepts_it() {
         let jited = report["insns"]["jited"].as_u64().unwrap();
         let ns = report["runtime_ns_per_packet"].as_f64().unwrap();
         assert!(xlated > 0 && jited > 0 && ns > 0.0, "{name}: {report}");
+        // The optimizer ran, kept a proven program, and never a costlier one.
+        let optimizer = &report["optimizer"];
+        assert_eq!(optimizer["ran"], true, "{name}: {optimizer}");
+        assert_eq!(optimizer["objective"], "jited", "{name}");
+        assert_eq!(optimizer["after"]["jited"], jited, "{name}");
+        let before = optimizer["before"]["jited"].as_u64().unwrap();
+        assert!(jited <= before, "{name}: {before} → {jited}");
+        assert_eq!(report["checker"]["verdict"], "equivalent", "{name}");
+        let candidates = optimizer["candidates"].as_u64().unwrap();
+        assert!(candidates >= 4, "{name}: {optimizer}");
         eprintln!(
-            "{name}: ELF {} xlated {xlated} JIT {jited} {ns} ns/packet",
-            report["insns"]["elf"]
+            "{name}: ELF {} xlated {xlated} JIT {before} → {jited} {ns} ns/packet ({})",
+            report["insns"]["elf"], optimizer["winner"]
         );
+    }
+}
+
+#[test]
+fn no_optimize_writes_the_first_program_the_optimizer_starts_from() {
+    let path = common::root().join("examples/fault.appnet");
+    let build = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "build",
+            path.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let output = simplebpf(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let c = std::fs::read_to_string(out.path().join("fault.bpf.c")).unwrap();
+        (json_line(&output), c)
+    };
+    let (first, first_c) = build(&["--no-optimize"]);
+    let (optimized, optimized_c) = build(&[]);
+    assert_eq!(first["optimizer"]["ran"], false);
+    assert_eq!(first["optimizer"]["because"], "--no-optimize");
+    assert!(first_c.contains("struct iphdr"), "the per-field filter");
+    assert!(optimized_c.contains("0x86DD6000"), "the fused filter");
+    assert_eq!(
+        optimized["optimizer"]["before"]["elf"],
+        first["insns"]["elf"]
+    );
+    if first["kernel"]["used"] == true {
+        assert_eq!(
+            optimized["optimizer"]["before"]["jited"],
+            first["insns"]["jited"]
+        );
+        let before = first["insns"]["jited"].as_u64().unwrap();
+        let after = optimized["insns"]["jited"].as_u64().unwrap();
+        assert!(after < before, "{before} → {after}");
     }
 }
 
@@ -107,6 +161,7 @@ fn a_program_the_verifier_rejects_gives_its_log_and_no_files() {
             port: common::PORT,
             name: "logging".to_string(),
             test_hooks: false,
+            strategy: Default::default(),
         },
     )
     .unwrap();

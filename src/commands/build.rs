@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use simplebpf_compiler::cancel::Cancel;
@@ -38,6 +39,13 @@ pub struct BuildArgs {
     pub allow_unproven: bool,
     #[command(flatten)]
     pub checker: super::CheckerArgs,
+    /// Emit the rules backend's first program: no search for a cheaper one.
+    #[arg(long)]
+    pub no_optimize: bool,
+    /// Seconds the optimizer may search for a cheaper proven program; variants not tried
+    /// by then are counted in the report.
+    #[arg(long, value_name = "SECONDS", default_value_t = pipeline::DEFAULT_OPTIMIZE_BUDGET.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub optimize_budget: u64,
     /// Who writes the C: `rules` (deterministic) or `llm` (an OpenAI-compatible model whose
     /// every answer is proven or discarded; see the LLM options).
     #[arg(long, value_enum, default_value_t, value_name = "WHO")]
@@ -66,6 +74,7 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         budget: args.checker.budget,
         timeout: args.checker.timeout(),
         cancel: cancel.clone(),
+        optimize: (!args.no_optimize).then(|| Duration::from_secs(args.optimize_budget)),
         ..BuildOptions::default()
     };
     let result = match args.backend {
@@ -147,6 +156,7 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
                     kernel: built.report.numbers(),
                     proven: Some(built.report.proven()),
                     backend: Some(built.report.backend.label()),
+                    jited_before: built.report.jited_before(),
                 }])
             )?;
             for path in [&paths.c, &paths.object, &paths.report] {

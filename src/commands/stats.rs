@@ -102,6 +102,7 @@ pub fn stats(args: &StatsArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
                     kernel: numbers,
                     proven: None,
                     backend: None,
+                    jited_before: None,
                 }])
             )?;
             if let Some(n) = numbers {
