@@ -21,7 +21,7 @@ use simplebpf_dsl::span::Span;
 use simplebpf_dsl::{Code, Diagnostic};
 
 use super::layout::{Codec, Storage, c_type};
-use super::linear::{self, Atom, Decision, Lin, Range, VarKey, c_int_literal, op_text};
+use super::linear::{self, Atom, Decision, Lin, Range, VarKey, c_int_literal};
 use crate::contract::len_symbol;
 
 /// A variable whose fixed-point scale the backend chooses.
@@ -946,7 +946,7 @@ impl<'a> Gen<'a> {
             ) && sa == sb
             {
                 return Some(Cond {
-                    c: format!("{ca} {} {cb}", op_text(op)),
+                    c: format!("{ca} {} {cb}", op.symbol()),
                     narrow_true: Vec::new(),
                     narrow_false: Vec::new(),
                     constant: None,
@@ -1084,7 +1084,7 @@ impl<'a> Gen<'a> {
                     let b = self.expr_inner(rhs)?;
                     match (a, b) {
                         (CVal::Int { c: ca, .. }, CVal::Int { c: cb, .. }) => CVal::Int {
-                            c: format!("({ca} {} {cb})", op_text(*op)),
+                            c: format!("({ca} {} {cb})", op.symbol()),
                             ty: Type::Bool,
                         },
                         (CVal::Known(a), CVal::Known(b)) => {

@@ -429,7 +429,7 @@ pub fn compare_with_zero(lin: &Lin, op: CmpOp) -> Result<Decision, OutOfRange> {
                 return Ok(Decision::Always(holds(&range.lo, op)));
             }
             Ok(Decision::Test {
-                c: format!("{c} {} 0", op_text(op)),
+                c: format!("{c} {} 0", op.symbol()),
                 narrowed: None,
             })
         }
@@ -445,17 +445,6 @@ fn holds(value: &BigInt, op: CmpOp) -> bool {
         CmpOp::Le => *value <= zero,
         CmpOp::Gt => *value > zero,
         CmpOp::Ge => *value >= zero,
-    }
-}
-
-pub fn op_text(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
     }
 }
 
@@ -498,7 +487,7 @@ fn solve_single(term: &Term, k: &BigInt, op: CmpOp) -> Decision {
                     c: format!(
                         "{} {} {}",
                         atom.c,
-                        op_text(op),
+                        op.symbol(),
                         c_int_literal(&bound.to_integer(), atom.signed)
                     ),
                     narrowed: None,

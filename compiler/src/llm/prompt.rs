@@ -144,7 +144,7 @@ pub fn facts(program: &Program, port: u16) -> String {
             };
             lines.insert(format!(
                 "- randomf({lo}, {hi}) {} {c} is exactly {test}",
-                cmp_symbol(*op)
+                op.symbol()
             ));
         }
     };
@@ -189,18 +189,6 @@ pub fn facts(program: &Program, port: u16) -> String {
         return "- none".to_string();
     }
     lines.into_iter().collect::<Vec<_>>().join("\n")
-}
-
-fn cmp_symbol(op: simplebpf_dsl::ir::CmpOp) -> &'static str {
-    use simplebpf_dsl::ir::CmpOp;
-    match op {
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-    }
 }
 
 /// The words of a policy: names, keywords and built-ins.
