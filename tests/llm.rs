@@ -415,6 +415,19 @@ fn fallback_none_writes_nothing() {
 }
 
 #[test]
+fn fallback_none_ending_unknown_exits_3() {
+    // A right answer, but a solver budget too small to decide anything: "unknown".
+    let ran = run(Scenario {
+        script: vec![Reply::c(&right())],
+        args: &["--fallback", "none", "--rounds", "1", "--budget", "1000"],
+    });
+    assert_eq!(ran.code(), Some(3), "{}", ran.stderr());
+    assert!(!ran.out().exists());
+    assert!(!ran.lock().exists());
+    assert!(ran.stderr().contains("unknown"), "{}", ran.stderr());
+}
+
+#[test]
 fn the_lockfile_round_trip() {
     let ran = run(Scenario {
         script: vec![Reply::c(&right())],
