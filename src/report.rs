@@ -58,10 +58,7 @@ impl OptimizerReport {
     pub fn new(searched: &Searched) -> OptimizerReport {
         OptimizerReport {
             before_elf: searched.before.elf_insns,
-            before_kernel: match &searched.before.kernel {
-                KernelOutcome::Measured(numbers) => Some(numbers.clone()),
-                _ => None,
-            },
+            before_kernel: searched.before.kernel.numbers().cloned(),
             candidates: searched.candidates,
             accepted: searched.accepted,
             rejected: searched.rejected.clone(),
@@ -138,10 +135,7 @@ impl Report {
 
     /// The kernel's numbers, when it measured the program.
     pub fn numbers(&self) -> Option<&KernelNumbers> {
-        match &self.kernel {
-            KernelOutcome::Measured(numbers) => Some(numbers),
-            _ => None,
-        }
+        self.kernel.numbers()
     }
 
     fn checker_json(&self) -> Json {

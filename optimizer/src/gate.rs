@@ -132,12 +132,31 @@ pub struct Cost {
     pub elf: usize,
 }
 
+impl Cost {
+    /// JIT instructions first, then xlated, then ELF; when either cost lacks the kernel's
+    /// numbers, ELF instructions alone decide. Equal is not cheaper, so ties keep the earlier
+    /// program.
+    pub fn is_cheaper_than(&self, other: &Cost) -> bool {
+        match (self.jited, other.jited) {
+            (Some(_), Some(_)) => self < other,
+            _ => self.elf < other.elf,
+        }
+    }
+}
+
+impl KernelOutcome {
+    /// The kernel's numbers, when it measured the program.
+    pub fn numbers(&self) -> Option<&KernelNumbers> {
+        match self {
+            KernelOutcome::Measured(numbers) => Some(numbers),
+            _ => None,
+        }
+    }
+}
+
 impl Gated {
     pub fn cost(&self) -> Cost {
-        let sizes = match &self.kernel {
-            KernelOutcome::Measured(numbers) => Some(numbers.sizes),
-            _ => None,
-        };
+        let sizes = self.kernel.numbers().map(|numbers| numbers.sizes);
         Cost {
             jited: sizes.map(|s| s.jited_insns),
             xlated: sizes.map(|s| s.xlated_insns),
@@ -347,4 +366,22 @@ pub fn write_initial_state(
         .map_err(|err| StateError::Missing(format!("init failed at load time: {err}")))?;
     state_io::write_state(loaded, contract, &initial.state)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_jit_first_and_elf_without_a_kernel() {
+        let cost = |jited, elf| Cost {
+            jited,
+            xlated: jited,
+            elf,
+        };
+        assert!(cost(Some(60), 50).is_cheaper_than(&cost(Some(61), 40)));
+        assert!(!cost(Some(61), 40).is_cheaper_than(&cost(Some(61), 40)));
+        assert!(cost(None, 40).is_cheaper_than(&cost(None, 41)));
+        assert!(!cost(None, 41).is_cheaper_than(&cost(None, 40)));
+    }
 }

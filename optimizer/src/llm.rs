@@ -251,7 +251,9 @@ pub fn produce(
             };
             rounds.push(record);
             if let Some(gated) = accepted
-                && best.as_ref().is_none_or(|b| gated.cost() < b.cost())
+                && best
+                    .as_ref()
+                    .is_none_or(|b| gated.cost().is_cheaper_than(&b.cost()))
             {
                 best = Some(gated);
             }
@@ -331,10 +333,12 @@ fn judge(
 
 /// A rejection as a round's outcome, or the machine's failure as an error.
 fn rejected(rejection: Rejection, task: &Task<'_>) -> Result<Outcome, Rejection> {
+    // The machine's failures (no clang, no kernel, an interruption) are no verdict on the
+    // answer: `Rejection::reason` is the one place that tells them apart.
+    if rejection.reason().is_none() {
+        return Err(rejection);
+    }
     Ok(match rejection {
-        Rejection::Clang(ClangError::Spawn { .. } | ClangError::Scratch { .. }) => {
-            return Err(rejection);
-        }
         Rejection::Clang(err) => Outcome::ClangError(clang_detail(err)),
         Rejection::Object(err) => Outcome::ClangError(err.to_string()),
         Rejection::Contract(err) => Outcome::NotEquivalent {

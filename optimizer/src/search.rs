@@ -11,7 +11,7 @@ use simplebpf_compiler::backend::{self, Strategy};
 use simplebpf_compiler::clang::OptLevel;
 use simplebpf_dsl::ir::Program;
 
-use crate::gate::{Candidate, Cost, GateOptions, Gated, Origin, Reason, Rejection, Source, gate};
+use crate::gate::{Candidate, GateOptions, Gated, Origin, Reason, Rejection, Source, gate};
 
 /// One point of the search space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,51 +87,41 @@ pub fn search(
 ) -> Result<Searched, Rejection> {
     let start = Instant::now();
     let all = variants(search.gate.clang.opt_level);
-    let mut winner_variant = all[0];
-    let mut winner = first.clone();
-    let mut searched = Searched {
-        before: first,
-        winner: winner.clone(),
-        winner_variant,
-        candidates: 1,
-        accepted: 1,
-        rejected: BTreeMap::new(),
-        untried: 0,
-        elapsed: Duration::ZERO,
-    };
+    // A variant strictly cheaper than the best so far, and which variant it is.
+    let mut cheaper: Option<(Gated, Variant)> = None;
+    let mut accepted = 1;
+    let mut rejected = BTreeMap::new();
+    let mut untried = 0;
     for (index, variant) in all.iter().enumerate().skip(1) {
         if start.elapsed() >= search.budget {
-            searched.untried = all.len() - index;
+            untried = all.len() - index;
             break;
         }
-        searched.candidates += 1;
         match judge(search, *variant, session, scratch) {
             Ok(gated) => {
-                searched.accepted += 1;
-                if cheaper(gated.cost(), winner.cost()) {
-                    winner = gated;
-                    winner_variant = *variant;
+                accepted += 1;
+                let best = cheaper.as_ref().map_or(&first, |(best, _)| best);
+                if gated.cost().is_cheaper_than(&best.cost()) {
+                    cheaper = Some((gated, *variant));
                 }
             }
             Err(rejection) => match rejection.reason() {
-                Some(reason) => *searched.rejected.entry(reason).or_default() += 1,
+                Some(reason) => *rejected.entry(reason).or_default() += 1,
                 None => return Err(rejection),
             },
         }
     }
-    searched.winner = winner;
-    searched.winner_variant = winner_variant;
-    searched.elapsed = start.elapsed();
-    Ok(searched)
-}
-
-/// JIT instructions first, then xlated, then ELF; a cost the kernel did not measure is
-/// compared on what both have.
-fn cheaper(candidate: Cost, best: Cost) -> bool {
-    match (candidate.jited, best.jited) {
-        (Some(_), Some(_)) => candidate < best,
-        _ => candidate.elf < best.elf,
-    }
+    let (winner, winner_variant) = cheaper.unwrap_or_else(|| (first.clone(), all[0]));
+    Ok(Searched {
+        before: first,
+        winner,
+        winner_variant,
+        candidates: all.len() - untried,
+        accepted,
+        rejected,
+        untried,
+        elapsed: start.elapsed(),
+    })
 }
 
 fn judge(
@@ -183,18 +173,5 @@ mod tests {
             }
             assert!(all.len() >= Strategy::all().len() * OPT_LEVELS.len());
         }
-    }
-
-    #[test]
-    fn cost_is_jit_first_and_elf_without_a_kernel() {
-        let cost = |jited, elf| Cost {
-            jited,
-            xlated: jited,
-            elf,
-        };
-        assert!(cheaper(cost(Some(60), 50), cost(Some(61), 40)));
-        assert!(!cheaper(cost(Some(61), 40), cost(Some(61), 40)));
-        assert!(cheaper(cost(None, 40), cost(None, 41)));
-        assert!(!cheaper(cost(None, 41), cost(None, 40)));
     }
 }

@@ -18,10 +18,27 @@ pub const INCLUDES: &str = "\
 /// `sb_rpc_payload`: 1 and the payload length when the frame is an RPC request to the service
 /// port, 0 for every other frame (which then passes untouched).
 pub fn rpc_filter(port: u16, shape: FilterShape) -> String {
-    match shape {
-        FilterShape::PerField => per_field_filter(port),
-        FilterShape::Fused => fused_filter(port),
-    }
+    let (how, body) = match shape {
+        FilterShape::PerField => ("", PER_FIELD_BODY),
+        FilterShape::Fused => (
+            " Fields are read fused: see the build's strategy.",
+            FUSED_BODY,
+        ),
+    };
+    format!(
+        "\
+#define SERVICE_PORT {port}
+
+/* docs/language.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
+ * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
+ * frame. Anything else is not an RPC.{how} */
+static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len)
+{{
+\tvoid *data = (void *)(long)ctx->data;
+\tvoid *data_end = (void *)(long)ctx->data_end;
+{body}}}
+"
+    )
 }
 
 /// The filter with fused reads. The constants: bytes 12–15 as a big-endian word are
@@ -30,19 +47,8 @@ pub fn rpc_filter(port: u16, shape: FilterShape) -> String {
 /// little-endian are `frag_off`, TTL and protocol, so the mask keeps the fragment bits and
 /// the protocol. The UDP word (port, length) minus (port, 8) is the payload length exactly
 /// when the port matches and the length is at least 8.
-fn fused_filter(port: u16) -> String {
-    format!(
-        "\
-#define SERVICE_PORT {port}
-
-/* docs/language.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
- * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
- * frame. Anything else is not an RPC. Fields are read fused: see the build's strategy. */
-static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len)
-{{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	void *udp;
+// The first line's tab is written out: a line continuation would eat it.
+const FUSED_BODY: &str = "\tvoid *udp;
 
 	/* Ethernet, the smallest IPv4 header and UDP: every fixed-offset read below. */
 	if (data + 42 > data_end)
@@ -50,19 +56,19 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 	__u32 head = bpf_ntohl(*(__u32 *)(data + 12));
 	__u32 v4 = head - 0x08004500;
 
-	if (v4 <= 0x0AFF) {{
+	if (v4 <= 0x0AFF) {
 		if ((*(__u32 *)(data + 20) & bpf_htonl(0x3FFF00FF)) != bpf_htonl(IPPROTO_UDP))
 			return 0;
 		udp = data + 34 + ((v4 >> 6) & 0x3C);
-	}} else if (head - 0x86DD6000 <= 0x0FFF) {{
+	} else if (head - 0x86DD6000 <= 0x0FFF) {
 		/* The next header is within the first check; the rest of the fixed IPv6 header is
 		 * covered by the UDP header's check below (54 + 8 = 62 bytes). */
 		if (*(__u8 *)(data + 20) != IPPROTO_UDP)
 			return 0;
 		udp = data + 54;
-	}} else {{
+	} else {
 		return 0;
-	}}
+	}
 	if (udp + 8 > data_end)
 		return 0;
 	__u32 length = bpf_ntohl(*(__u32 *)(udp + 2)) - ((SERVICE_PORT << 16) | 8);
@@ -71,29 +77,15 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 		return 0;
 	*payload_len = length;
 	return 1;
-}}
-",
-    )
-}
+";
 
-fn per_field_filter(port: u16) -> String {
-    format!(
-        "\
-#define SERVICE_PORT {port}
-
-/* docs/language.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
- * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
- * frame. Anything else is not an RPC. */
-static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len)
-{{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
+/// The filter through the kernel's header structs, one bounds check per header.
+const PER_FIELD_BODY: &str = "\tstruct ethhdr *eth = data;
 	struct udphdr *udp;
 
 	if ((void *)(eth + 1) > data_end)
 		return 0;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {{
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 
 		if ((void *)(ip + 1) > data_end)
@@ -107,7 +99,7 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 		if (ip->protocol != IPPROTO_UDP)
 			return 0;
 		udp = (void *)ip + ip->ihl * 4;
-	}} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {{
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
 		if ((void *)(ip6 + 1) > data_end)
@@ -115,9 +107,9 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
 			return 0;
 		udp = (void *)(ip6 + 1);
-	}} else {{
+	} else {
 		return 0;
-	}}
+	}
 	if ((void *)(udp + 1) > data_end)
 		return 0;
 	if (udp->dest != bpf_htons(SERVICE_PORT))
@@ -128,10 +120,7 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 		return 0;
 	*payload_len = length - sizeof(*udp);
 	return 1;
-}}
-"
-    )
-}
+";
 
 pub const LOCK_MAP: &str = "\
 /* The lock of docs/language.md §4.5. It lives in a one-entry array map because the kernel wants
