@@ -285,7 +285,7 @@ pub fn build_llm(
             rounds: produced.rounds,
         }),
         None => {
-            let mut built = build_emitted(name, &program, emitted, options)?;
+            let mut built = build_rules(name, &program, emitted, options, &mut session, &scratch)?;
             backend.kind = Kind::Rules;
             backend.fallback = true;
             backend.rounds = produced.rounds;
@@ -309,9 +309,7 @@ fn gate_lock(
         path: path.to_path_buf(),
         error,
     })?;
-    let mut options = options.clone();
-    options.clang.sandbox = true;
-    options.require_proof = true;
+    let options = options.for_untrusted();
     let candidate = Candidate {
         source: Source::C {
             text: lock.c.clone(),
@@ -321,9 +319,10 @@ fn gate_lock(
         program: None,
     };
     simplebpf_optimizer::gate(candidate, Some(session), &options, scratch.path()).map_err(
-        |rejection| match rejection {
-            Rejection::Interrupted => BuildError::Rejected(Rejection::Interrupted),
-            rejection => LockFailure::Rejected {
+        |rejection| match rejection.reason() {
+            // The machine's failure (no clang, no kernel, an interruption), not the lock's.
+            None => BuildError::Rejected(rejection),
+            Some(_) => LockFailure::Rejected {
                 path: path.to_path_buf(),
                 rejection: Box::new(rejection),
             }
@@ -364,6 +363,19 @@ pub fn build_emitted(
 ) -> Result<Built, BuildError> {
     let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
     let mut session = Session::new(program, options.checker());
+    build_rules(name, program, emitted, options, &mut session, &scratch)
+}
+
+/// `build_emitted` in a session and scratch directory the caller already has (the LLM
+/// backend's fallback: the policy's encoding and the verdicts so far are kept).
+fn build_rules(
+    name: &str,
+    program: &simplebpf_dsl::ir::Program,
+    emitted: Emitted,
+    options: &BuildOptions,
+    session: &mut Session,
+    scratch: &ScratchDir,
+) -> Result<Built, BuildError> {
     let candidate = Candidate {
         source: Source::C {
             text: emitted.c_source.clone(),
@@ -373,8 +385,7 @@ pub fn build_emitted(
         program: Some(emitted.function.clone()),
     };
     let gate_options = options.gate();
-    let first =
-        simplebpf_optimizer::gate(candidate, Some(&mut session), &gate_options, scratch.path())?;
+    let first = simplebpf_optimizer::gate(candidate, Some(session), &gate_options, scratch.path())?;
     let proven = matches!(
         first.verdict,
         Some(simplebpf_checker::Verdict::Equivalent { .. })
@@ -391,7 +402,7 @@ pub fn build_emitted(
                     budget,
                 },
                 first,
-                &mut session,
+                session,
                 scratch.path(),
             )?;
             let optimizer = OptimizerReport::new(&searched);

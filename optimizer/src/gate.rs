@@ -91,6 +91,17 @@ impl Default for GateOptions {
     }
 }
 
+impl GateOptions {
+    /// For C nobody vouches for (a model's answer, a lock's program): clang in its sandbox,
+    /// and only a proven program passes, whatever the build allows for its own.
+    pub fn for_untrusted(&self) -> GateOptions {
+        let mut options = self.clone();
+        options.clang.sandbox = true;
+        options.require_proof = true;
+        options
+    }
+}
+
 /// What the kernel said about an accepted program, or why it was not asked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KernelOutcome {

@@ -199,9 +199,7 @@ pub fn produce(
     scratch: &Path,
     observer: &mut dyn Observer,
 ) -> Result<Produced, Rejection> {
-    let mut options = task.gate.clone();
-    options.clang.sandbox = true;
-    options.require_proof = true;
+    let options = task.gate.for_untrusted();
     let mut rounds = Vec::new();
     let mut best: Option<Gated> = None;
     for sample in 1..=conversations.samples {
