@@ -234,19 +234,7 @@ impl Client {
         let mut usage = None;
         let mut chunks = 0;
         loop {
-            let event = reader.next_event().map_err(|err| {
-                if err.kind() == std::io::ErrorKind::TimedOut {
-                    (
-                        ClientError::Timeout(self.config.request_timeout),
-                        Failure::Timeout,
-                    )
-                } else {
-                    (
-                        ClientError::Connection(err.to_string()),
-                        Failure::Connection,
-                    )
-                }
-            })?;
+            let event = reader.next_event().map_err(|err| self.transport_io(err))?;
             match event {
                 Some(sse::Event::Done) => break,
                 // A stream cut before `[DONE]` with no finish reason (llama.cpp's server
