@@ -7,8 +7,10 @@
 //!
 //! Run with `cargo bench --bench checker [corpus|scaling]` (both by default).
 
+#[path = "../tests/common/fixtures.rs"]
+mod fixtures;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use simplebpf::pipeline::{self, BuildError, BuildOptions};
@@ -53,19 +55,7 @@ fn verdict_name(verdict: &Verdict) -> String {
 }
 
 fn corpus() {
-    let vmlinux = tempfile::tempdir().unwrap();
-    let dump = Command::new("bpftool")
-        .args([
-            "btf",
-            "dump",
-            "file",
-            "/sys/kernel/btf/vmlinux",
-            "format",
-            "c",
-        ])
-        .output()
-        .expect("bpftool");
-    std::fs::write(vmlinux.path().join("vmlinux.h"), dump.stdout).unwrap();
+    let vmlinux = fixtures::vmlinux_dir();
     let mut files = Vec::new();
     for dir in std::fs::read_dir(root().join("tests/foreign")).unwrap() {
         let dir = dir.unwrap().path();
@@ -140,19 +130,6 @@ fn check(policy: &Path, file: &Path, vmlinux: &Path) -> (u128, String) {
     (ms, verdict)
 }
 
-/// `n` counters, each adding the payload size.
-fn counters(n: usize) -> String {
-    let mut text = String::from("state:\n");
-    for i in 0..n {
-        text.push_str(&format!("\tc{i}: int\n"));
-    }
-    text.push_str("\ninit():\n\tpass\n\nreq(rpc):\n");
-    for i in 0..n {
-        text.push_str(&format!("\tc{i} = c{i} + byte_size(rpc, 'body')\n"));
-    }
-    text + "\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n"
-}
-
 /// `n` token buckets, each refilled by the time since its last request and taken from when
 /// it has a token; the request is forwarded.
 fn buckets(n: usize) -> String {
@@ -203,7 +180,11 @@ fn scaling() {
         "policy", "build ms", "proof ms"
     );
     let families: [Family; 3] = [
-        ("counters", counters, &[1, 2, 4, 8, 16, 32, 64]),
+        (
+            "counters",
+            fixtures::counters_policy,
+            &[1, 2, 4, 8, 16, 32, 64],
+        ),
         ("token buckets", buckets, &[1, 2, 3, 4, 5, 6, 7, 8]),
         ("matches", matches, &[1, 2, 4, 8, 12, 16]),
     ];

@@ -36,29 +36,6 @@ fn policy(dir: &str) -> PathBuf {
     }
 }
 
-/// The kernel's types as C, for the programs written over `vmlinux.h` (never committed).
-fn vmlinux_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new("bpftool")
-        .args([
-            "btf",
-            "dump",
-            "file",
-            "/sys/kernel/btf/vmlinux",
-            "format",
-            "c",
-        ])
-        .output()
-        .expect("bpftool runs (scripts/setup installs it)");
-    assert!(
-        output.status.success(),
-        "bpftool: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::write(dir.path().join("vmlinux.h"), output.stdout).unwrap();
-    dir
-}
-
 fn corpus() -> Vec<(String, PathBuf)> {
     let root = common::root().join("tests/foreign");
     let mut files = Vec::new();
@@ -104,7 +81,7 @@ fn check(policy: &Path, file: &Path, vmlinux: &Path, opt: &str, cpu: &str, budge
 
 #[test]
 fn every_foreign_program_gets_the_verdict_it_deserves() {
-    let vmlinux = vmlinux_dir();
+    let vmlinux = common::fixtures::vmlinux_dir();
     let files = corpus();
     let wrong = files
         .iter()

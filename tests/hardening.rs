@@ -62,20 +62,6 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// A policy that adds the payload size to `n` counters.
-fn counters_policy(n: usize) -> String {
-    let mut text = String::from("state:\n");
-    for i in 0..n {
-        text.push_str(&format!("\tc{i}: int\n"));
-    }
-    text.push_str("\ninit():\n\tpass\n\nreq(rpc):\n");
-    for i in 0..n {
-        text.push_str(&format!("\tc{i} = c{i} + byte_size(rpc, 'body')\n"));
-    }
-    text.push_str("\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n");
-    text
-}
-
 #[test]
 fn a_planted_symlink_is_replaced_never_written_through() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,7 +244,7 @@ fn a_signal_during_clang_or_a_proof_stops_the_build_and_leaves_nothing() {
 
     // 10 000 counters keep clang busy for seconds.
     let big = dir.path().join("big.appnet");
-    std::fs::write(&big, counters_policy(10_000)).unwrap();
+    std::fs::write(&big, common::fixtures::counters_policy(10_000)).unwrap();
     let out = dir.path().join("out-clang");
     let during_clang = interrupt_build(&big, &out, &tmp, "-INT", |pid| {
         children_of(pid)
@@ -350,7 +336,7 @@ fn the_same_policy_gives_the_same_bytes_wherever_it_is_built() {
 fn a_program_too_large_for_bpf_is_said_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.appnet");
-    std::fs::write(&big, counters_policy(10_000)).unwrap();
+    std::fs::write(&big, common::fixtures::counters_policy(10_000)).unwrap();
     let out = dir.path().join("out");
     let output = run(&[
         "build",
