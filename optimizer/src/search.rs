@@ -2,7 +2,7 @@
 //! under every strategy and clang setting, each judged by the one gate; the cheapest proven
 //! program wins, ties going to the earlier variant, so the same inputs give the same winner.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -92,12 +92,33 @@ pub fn search(
     let mut accepted = 1;
     let mut rejected = BTreeMap::new();
     let mut untried = 0;
-    for (index, variant) in all.iter().enumerate().skip(1) {
+    // A strategy dimension the program does not have (a lock place without a lock) emits the
+    // same C as another variant: judged once.
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0;
+    for (index, variant) in all.iter().enumerate() {
+        let candidate = match emit(search, *variant) {
+            Ok(candidate) => candidate,
+            Err(rejection) => {
+                count(&mut rejected, rejection)?;
+                continue;
+            }
+        };
+        if !seen.insert((
+            candidate_text(&candidate).map(str::to_owned),
+            variant.opt_level,
+        )) {
+            duplicates += 1;
+            continue;
+        }
+        if index == 0 {
+            continue;
+        }
         if start.elapsed() >= search.budget {
             untried = all.len() - index;
             break;
         }
-        match judge(search, *variant, session, scratch) {
+        match judge(search, *variant, candidate, session, scratch) {
             Ok(gated) => {
                 accepted += 1;
                 let best = cheaper.as_ref().map_or(&first, |(best, _)| best);
@@ -105,10 +126,7 @@ pub fn search(
                     cheaper = Some((gated, *variant));
                 }
             }
-            Err(rejection) => match rejection.reason() {
-                Some(reason) => *rejected.entry(reason).or_default() += 1,
-                None => return Err(rejection),
-            },
+            Err(rejection) => count(&mut rejected, rejection)?,
         }
     }
     let (winner, winner_variant) = cheaper.unwrap_or_else(|| (first.clone(), all[0]));
@@ -116,7 +134,7 @@ pub fn search(
         before: first,
         winner,
         winner_variant,
-        candidates: all.len() - untried,
+        candidates: all.len() - untried - duplicates,
         accepted,
         rejected,
         untried,
@@ -124,12 +142,19 @@ pub fn search(
     })
 }
 
-fn judge(
-    search: &Search<'_>,
-    variant: Variant,
-    session: &mut Session,
-    scratch: &Path,
-) -> Result<Gated, Rejection> {
+/// Counts a candidate's fault; a machine failure is returned.
+fn count(rejected: &mut BTreeMap<Reason, usize>, rejection: Rejection) -> Result<(), Rejection> {
+    match rejection.reason() {
+        Some(reason) => {
+            *rejected.entry(reason).or_default() += 1;
+            Ok(())
+        }
+        None => Err(rejection),
+    }
+}
+
+/// The variant's program, not yet judged.
+fn emit(search: &Search<'_>, variant: Variant) -> Result<Candidate, Rejection> {
     let options = backend::Options {
         strategy: variant.strategy,
         ..search.backend.clone()
@@ -143,18 +168,34 @@ fn judge(
                 variant.describe()
             ),
         })?;
-    let mut gate_options = search.gate.clone();
-    gate_options.clang.opt_level = variant.opt_level;
-    // A variant is kept only proven, whatever the build allows for its first program.
-    gate_options.require_proof = true;
-    let candidate = Candidate {
+    Ok(Candidate {
         source: Source::C {
             text: emitted.c_source,
             file_name: format!("{}.bpf.c", options.name),
         },
         origin: Origin::Optimizer(variant.describe()),
         program: Some(emitted.function),
-    };
+    })
+}
+
+fn candidate_text(candidate: &Candidate) -> Option<&str> {
+    match &candidate.source {
+        Source::C { text, .. } => Some(text),
+        Source::CFile(_) | Source::Elf(_) => None,
+    }
+}
+
+fn judge(
+    search: &Search<'_>,
+    variant: Variant,
+    candidate: Candidate,
+    session: &mut Session,
+    scratch: &Path,
+) -> Result<Gated, Rejection> {
+    let mut gate_options = search.gate.clone();
+    gate_options.clang.opt_level = variant.opt_level;
+    // A variant is kept only proven, whatever the build allows for its first program.
+    gate_options.require_proof = true;
     gate(candidate, Some(session), &gate_options, scratch)
 }
 

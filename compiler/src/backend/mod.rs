@@ -20,7 +20,7 @@ use simplebpf_dsl::{Code, Diagnostic};
 
 use handler::{Draws, Gen, ScaleVar, Setup};
 use layout::{Codec, Layout, Storage, VarLayout, is_scalar};
-pub use strategy::{FilterShape, Strategy};
+pub use strategy::{FilterShape, LockPlace, Strategy};
 
 pub use crate::contract::EncodeError;
 use crate::contract::{len_symbol, scale_symbol};
@@ -540,8 +540,12 @@ fn assemble(
         );
     }
     c.push('\n');
+    let lock_place = options.strategy.lock;
     if layout.lock {
-        c.push_str(prelude::LOCK_MAP);
+        c.push_str(match lock_place {
+            strategy::LockPlace::ArrayMap => prelude::LOCK_MAP,
+            strategy::LockPlace::GlobalData => prelude::LOCK_GLOBAL,
+        });
         c.push('\n');
     }
     if options.test_hooks {
@@ -595,11 +599,24 @@ fn assemble(
                 );
             }
         }
-        c.push_str(
-            "\t__u32 sb_zero = 0;\n\tstruct sb_lock_cell *sb_cell = bpf_map_lookup_elem(&sb_lock, &sb_zero);\n\tint action;\n\n\tif (!sb_cell)\n\t\treturn XDP_PASS;\t/* a one-entry array always has entry 0 */\n\tbpf_spin_lock(&sb_cell->lock);\n",
-        );
+        let lock = match lock_place {
+            strategy::LockPlace::ArrayMap => {
+                c.push_str(
+                    "\t__u32 sb_zero = 0;\n\tstruct sb_lock_cell *sb_cell = bpf_map_lookup_elem(&sb_lock, &sb_zero);\n\tint action;\n\n\tif (!sb_cell)\n\t\treturn XDP_PASS;\t/* a one-entry array always has entry 0 */\n",
+                );
+                "&sb_cell->lock"
+            }
+            strategy::LockPlace::GlobalData => {
+                c.push_str("\tint action;\n\n");
+                "&sb_lock"
+            }
+        };
+        let _ = writeln!(c, "\tbpf_spin_lock({lock});");
         c.push_str(&generated.body);
-        c.push_str("unlock:\n\tbpf_spin_unlock(&sb_cell->lock);\n\treturn action;\n}\n");
+        let _ = writeln!(
+            c,
+            "unlock:\n\tbpf_spin_unlock({lock});\n\treturn action;\n}}"
+        );
     } else {
         c.push_str(&generated.body);
         c.push_str("}\n");

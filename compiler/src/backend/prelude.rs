@@ -43,37 +43,45 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 
 /// The filter with fused reads. The constants: bytes 12–15 as a big-endian word are
 /// 0x0800_45XX…0x0800_4FXX for IPv4 version 4 with IHL 5–15, and 0x86DD_6XXX for IPv6
-/// version 6; bits 6–9 of the IPv4 word minus 0x0800_4500 are (IHL − 5) × 4. Bytes 20–23 read
-/// little-endian are `frag_off`, TTL and protocol, so the mask keeps the fragment bits and
-/// the protocol. The UDP word (port, length) minus (port, 8) is the payload length exactly
-/// when the port matches and the length is at least 8.
+/// version 6; bits 6–9 of the IPv4 word minus 0x0800_4500 are (IHL − 5) × 4, and the IPv6
+/// test is made on the same difference (0x86DD_6000 − 0x0800_4500 = 0x7EDD_1B00) so that no
+/// second copy of the word is kept. Bytes 20–23 read little-endian are `frag_off`, TTL and
+/// protocol, so the mask keeps the fragment bits and the protocol. One pointer, the end of
+/// the UDP header, is moved and checked; the UDP word (port, length) is read behind it, and
+/// that word minus (port, 8) is the payload length exactly when the port matches and the
+/// length is at least 8.
 // The first line's tab is written out: a line continuation would eat it.
-const FUSED_BODY: &str = "\tvoid *udp;
+const FUSED_BODY: &str =
+    "\t/* The end of the UDP header behind the smallest IPv4 header: every fixed-offset read
+	 * below is within it. */
+	void *end = data + 42;
 
-	/* Ethernet, the smallest IPv4 header and UDP: every fixed-offset read below. */
-	if (data + 42 > data_end)
+	if (end > data_end)
 		return 0;
-	__u32 head = bpf_ntohl(*(__u32 *)(data + 12));
-	__u32 v4 = head - 0x08004500;
+	__u32 v4 = bpf_ntohl(*(__u32 *)(data + 12)) - 0x08004500;
 
+	/* Empty barriers: without them clang keeps a second copy of the word for the IPv6 test
+	 * and recomputes the end from `data`, two instructions more. */
+	asm volatile(\"\" : \"+r\"(v4));
+	asm volatile(\"\" : \"+r\"(end));
 	if (v4 <= 0x0AFF) {
 		if ((*(__u32 *)(data + 20) & bpf_htonl(0x3FFF00FF)) != bpf_htonl(IPPROTO_UDP))
 			return 0;
-		udp = data + 34 + ((v4 >> 6) & 0x3C);
-	} else if (head - 0x86DD6000 <= 0x0FFF) {
-		/* The next header is within the first check; the rest of the fixed IPv6 header is
-		 * covered by the UDP header's check below (54 + 8 = 62 bytes). */
+		end += (v4 >> 6) & 0x3C;
+	} else if (v4 - 0x7EDD1B00 <= 0x0FFF) {
+		/* The next header is within the first check; the rest of the fixed IPv6 header
+		 * is covered by the check of the UDP header's end below (54 + 8 = 62 bytes). */
 		if (*(__u8 *)(data + 20) != IPPROTO_UDP)
 			return 0;
-		udp = data + 54;
+		end += 20;
 	} else {
 		return 0;
 	}
-	if (udp + 8 > data_end)
+	if (end > data_end)
 		return 0;
-	__u32 length = bpf_ntohl(*(__u32 *)(udp + 2)) - ((SERVICE_PORT << 16) | 8);
+	__u32 length = bpf_ntohl(*(__u32 *)(end - 6)) - ((SERVICE_PORT << 16) | 8);
 
-	if (length > 0xFFF7 || udp + 8 + length > data_end)
+	if (length > 0xFFF7 || end + length > data_end)
 		return 0;
 	*payload_len = length;
 	return 1;
@@ -136,6 +144,12 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sb_lock_cell);
 } sb_lock SEC(\".maps\");
+";
+
+pub const LOCK_GLOBAL: &str = "\
+/* The lock of docs/language.md §4.5, in global data of its own section: the loader must create
+ * that section's map with its BTF, as libbpf does (docs/backend.md). */
+struct bpf_spin_lock sb_lock SEC(\".data.sb_lock\");
 ";
 
 pub const TEST_HOOKS: &str = "\

@@ -28,23 +28,52 @@ impl FilterShape {
     }
 }
 
+/// Where the lock of LANGUAGE.md §4.5 lives, for a program that takes one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockPlace {
+    /// The value of a one-entry array map, looked up on every request: loads with every
+    /// loader, aya 0.14 included (it gives global data no BTF, and the kernel wants BTF for
+    /// a lock).
+    #[default]
+    ArrayMap,
+    /// A global in its own section `.data.sb_lock`: no lookup (about 12 instructions
+    /// fewer), but the loader must give global data its BTF, as libbpf and bpftool do.
+    GlobalData,
+}
+
+impl LockPlace {
+    pub const ALL: [LockPlace; 2] = [LockPlace::ArrayMap, LockPlace::GlobalData];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LockPlace::ArrayMap => "map",
+            LockPlace::GlobalData => "global",
+        }
+    }
+}
+
 /// Everything the rules backend may vary without changing what a program means.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Strategy {
     pub filter: FilterShape,
+    /// Ignored by a program without a lock.
+    pub lock: LockPlace,
 }
 
 impl Strategy {
     /// Every strategy, in the order the search tries them (the default first).
     pub fn all() -> Vec<Strategy> {
-        FilterShape::ALL
-            .into_iter()
-            .map(|filter| Strategy { filter })
-            .collect()
+        let mut all = Vec::new();
+        for lock in LockPlace::ALL {
+            for filter in FilterShape::ALL {
+                all.push(Strategy { filter, lock });
+            }
+        }
+        all
     }
 
-    /// How a report names it: `filter=fused`.
+    /// How a report names it: `filter=fused lock=global`.
     pub fn describe(&self) -> String {
-        format!("filter={}", self.filter.name())
+        format!("filter={} lock={}", self.filter.name(), self.lock.name())
     }
 }
