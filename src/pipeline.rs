@@ -400,6 +400,7 @@ fn build_rules(
                     backend: &backend_options(name, options),
                     gate: &gate_options,
                     budget,
+                    takes_lock: emitted.layout.lock,
                 },
                 first,
                 session,

@@ -63,7 +63,7 @@ impl OptimizerReport {
             accepted: searched.accepted,
             rejected: searched.rejected.clone(),
             untried: searched.untried,
-            winner: searched.winner_variant.describe(),
+            winner: searched.winner_description(),
             ms: searched.elapsed.as_millis() as u64,
         }
     }

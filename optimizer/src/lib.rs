@@ -7,6 +7,7 @@
 
 pub mod gate;
 pub mod llm;
+pub mod rewrite;
 pub mod search;
 
 pub use gate::{

@@ -12,12 +12,24 @@ use simplebpf_compiler::clang::OptLevel;
 use simplebpf_dsl::ir::Program;
 
 use crate::gate::{Candidate, GateOptions, Gated, Origin, Reason, Rejection, Source, gate};
+use crate::rewrite::{self, Rule};
 
 /// One point of the search space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
     pub strategy: Strategy,
     pub opt_level: OptLevel,
+}
+
+impl Searched {
+    /// What produced the winner, as the report names it: `filter=fused lock=map -O2`, with
+    /// `+ rewrites: …` when bytecode rewrites made it cheaper.
+    pub fn winner_description(&self) -> String {
+        match &self.winner_rewrites {
+            Some(rewrites) => format!("{} + rewrites: {rewrites}", self.winner_variant.describe()),
+            None => self.winner_variant.describe(),
+        }
+    }
 }
 
 impl Variant {
@@ -34,11 +46,11 @@ const OPT_LEVELS: [OptLevel; 2] = [OptLevel::O2, OptLevel::Os];
 
 /// Every variant in the order they are tried: the build's own first (the program before
 /// optimization), then each strategy with each optimisation level.
-pub fn variants(base: OptLevel) -> Vec<Variant> {
+pub fn variants(base: OptLevel, takes_lock: bool) -> Vec<Variant> {
     let mut levels = vec![base];
     levels.extend(OPT_LEVELS.into_iter().filter(|level| *level != base));
     let mut all = Vec::new();
-    for strategy in Strategy::all() {
+    for strategy in Strategy::all(takes_lock) {
         for &opt_level in &levels {
             all.push(Variant {
                 strategy,
@@ -57,6 +69,9 @@ pub struct Searched {
     /// The cheapest proven program (the `before` one when nothing was cheaper).
     pub winner: Gated,
     pub winner_variant: Variant,
+    /// The bytecode rewrites applied to the winning variant's object, when they made it
+    /// cheaper (`constant-reuse×1 redundant-move×1`).
+    pub winner_rewrites: Option<String>,
     /// Variants judged by the gate, the first included.
     pub candidates: usize,
     pub accepted: usize,
@@ -74,6 +89,8 @@ pub struct Search<'a> {
     pub backend: &'a backend::Options,
     pub gate: &'a GateOptions,
     pub budget: Duration,
+    /// Whether the first program takes the lock (its layout says).
+    pub takes_lock: bool,
 }
 
 /// Searches from `first`, the gated program of `variants(..)[0]`. A machine failure (no
@@ -86,7 +103,7 @@ pub fn search(
     scratch: &Path,
 ) -> Result<Searched, Rejection> {
     let start = Instant::now();
-    let all = variants(search.gate.clang.opt_level);
+    let all = variants(search.gate.clang.opt_level, search.takes_lock);
     // A variant strictly cheaper than the best so far, and which variant it is.
     let mut cheaper: Option<(Gated, Variant)> = None;
     let mut accepted = 1;
@@ -129,17 +146,59 @@ pub fn search(
             Err(rejection) => count(&mut rejected, rejection)?,
         }
     }
-    let (winner, winner_variant) = cheaper.unwrap_or_else(|| (first.clone(), all[0]));
+    let (mut winner, winner_variant) = cheaper.unwrap_or_else(|| (first.clone(), all[0]));
+    let mut candidates = all.len() - untried - duplicates;
+    let mut winner_rewrites = None;
+    if let Some((candidate, applied)) = rewritten(&winner, &winner_variant) {
+        if start.elapsed() >= search.budget {
+            untried += 1;
+        } else {
+            candidates += 1;
+            let mut gate_options = search.gate.clone();
+            gate_options.require_proof = true;
+            match gate(candidate, Some(session), &gate_options, scratch) {
+                Ok(mut gated) => {
+                    accepted += 1;
+                    if gated.cost().is_cheaper_than(&winner.cost()) {
+                        // The C the rewritten object was compiled from before the rewrites.
+                        gated.c_source = winner.c_source.take();
+                        winner = gated;
+                        winner_rewrites = Some(applied);
+                    }
+                }
+                Err(rejection) => count(&mut rejected, rejection)?,
+            }
+        }
+    }
     Ok(Searched {
         before: first,
         winner,
         winner_variant,
-        candidates: all.len() - untried - duplicates,
+        winner_rewrites,
+        candidates,
         accepted,
         rejected,
         untried,
         elapsed: start.elapsed(),
     })
+}
+
+/// The winner's object with every bytecode rewrite rule applied, when any applies, and what
+/// was applied.
+fn rewritten(winner: &Gated, variant: &Variant) -> Option<(Candidate, String)> {
+    let program = winner.object.xdp_program(Some(&winner.program)).ok()?;
+    let out = rewrite::rewrite(&program.insns, &Rule::ALL).ok()?;
+    if out.applied.is_empty() {
+        return None;
+    }
+    let elf = program.patched(&winner.elf, &out.insns).ok()?;
+    let applied = out.describe();
+    let candidate = Candidate {
+        source: Source::Elf(elf),
+        origin: Origin::Optimizer(format!("{} rewrites: {applied}", variant.describe())),
+        program: Some(winner.program.clone()),
+    };
+    Some((candidate, applied))
 }
 
 /// Counts a candidate's fault; a machine failure is returned.
@@ -202,17 +261,21 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use simplebpf_compiler::backend::FilterShape;
 
     #[test]
     fn the_builds_own_variant_comes_first_and_none_repeats() {
         for base in OptLevel::ALL {
-            let all = variants(base);
-            assert_eq!(all[0].opt_level, base);
-            assert_eq!(all[0].strategy, Strategy::default());
-            for (i, a) in all.iter().enumerate() {
-                assert!(all[i + 1..].iter().all(|b| b != a), "{a:?} twice");
+            for takes_lock in [false, true] {
+                let all = variants(base, takes_lock);
+                assert_eq!(all[0].opt_level, base);
+                assert_eq!(all[0].strategy.filter, FilterShape::default());
+                assert_eq!(all[0].strategy.lock.is_some(), takes_lock);
+                for (i, a) in all.iter().enumerate() {
+                    assert!(all[i + 1..].iter().all(|b| b != a), "{a:?} twice");
+                }
+                assert!(all.len() >= Strategy::all(takes_lock).len() * OPT_LEVELS.len());
             }
-            assert!(all.len() >= Strategy::all().len() * OPT_LEVELS.len());
         }
     }
 }

@@ -65,6 +65,19 @@ pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
     compile_with(name, path, test_hooks, Strategy::default())
 }
 
+/// Every strategy the optimizer may try for the policy at `path`.
+pub fn strategies(name: &str, path: &PathBuf) -> Vec<Strategy> {
+    let options = backend::Options {
+        port: PORT,
+        name: name.to_string(),
+        test_hooks: true,
+        strategy: Strategy::default(),
+    };
+    let emitted =
+        backend::emit(&program(path), &options).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    Strategy::all(emitted.layout.lock)
+}
+
 /// `compile` with one of the rules backend's strategies.
 pub fn compile_with(name: &str, path: &PathBuf, test_hooks: bool, strategy: Strategy) -> Compiled {
     let program = program(path);

@@ -540,7 +540,7 @@ fn assemble(
         );
     }
     c.push('\n');
-    let lock_place = options.strategy.lock;
+    let lock_place = options.strategy.lock.unwrap_or_default();
     if layout.lock {
         c.push_str(match lock_place {
             strategy::LockPlace::ArrayMap => prelude::LOCK_MAP,

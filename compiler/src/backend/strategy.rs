@@ -56,15 +56,21 @@ impl LockPlace {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Strategy {
     pub filter: FilterShape,
-    /// Ignored by a program without a lock.
-    pub lock: LockPlace,
+    /// `None` for a program that takes no lock (the array map if one does).
+    pub lock: Option<LockPlace>,
 }
 
 impl Strategy {
-    /// Every strategy, in the order the search tries them (the default first).
-    pub fn all() -> Vec<Strategy> {
+    /// Every strategy for a program that does or does not take a lock, in the order the
+    /// search tries them (the default first).
+    pub fn all(takes_lock: bool) -> Vec<Strategy> {
+        let locks = if takes_lock {
+            LockPlace::ALL.map(Some).to_vec()
+        } else {
+            vec![None]
+        };
         let mut all = Vec::new();
-        for lock in LockPlace::ALL {
+        for lock in locks {
             for filter in FilterShape::ALL {
                 all.push(Strategy { filter, lock });
             }
@@ -74,6 +80,9 @@ impl Strategy {
 
     /// How a report names it: `filter=fused lock=global`.
     pub fn describe(&self) -> String {
-        format!("filter={} lock={}", self.filter.name(), self.lock.name())
+        match self.lock {
+            Some(lock) => format!("filter={} lock={}", self.filter.name(), lock.name()),
+            None => format!("filter={}", self.filter.name()),
+        }
     }
 }

@@ -18,6 +18,18 @@ impl Helper {
     pub const SPIN_UNLOCK: Helper = Helper(94);
     pub const RINGBUF_OUTPUT: Helper = Helper(130);
 
+    /// How many argument registers (r1 up) it reads, for the helpers generated programs
+    /// call; `None` for the others, which a caller must assume read all five.
+    pub fn arguments(self) -> Option<u8> {
+        match self {
+            Helper::KTIME_GET_NS | Helper::GET_PRANDOM_U32 => Some(0),
+            Helper::SPIN_LOCK | Helper::SPIN_UNLOCK => Some(1),
+            Helper::MAP_LOOKUP_ELEM | Helper::MAP_DELETE_ELEM | Helper::REDIRECT => Some(2),
+            Helper::MAP_UPDATE_ELEM | Helper::RINGBUF_OUTPUT => Some(4),
+            _ => None,
+        }
+    }
+
     /// The kernel's name for it (without `bpf_`), if this table knows the number.
     pub fn name(self) -> Option<&'static str> {
         usize::try_from(self.0)

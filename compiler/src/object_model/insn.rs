@@ -377,6 +377,17 @@ impl Insn {
         Insn::new(opcode, dst, 0, 0, imm as i32)
     }
 
+    /// `ja +0`, which the verifier removes before the JIT sees it: how a rewrite deletes an
+    /// instruction without moving any other (jumps, relocations and line info stay valid).
+    pub fn nop() -> Insn {
+        let opcode = Opcode::Jmp {
+            wide: true,
+            op: JmpOp::Ja,
+            source: Source::Imm,
+        };
+        Insn::new(opcode, 0, 0, 0, 0)
+    }
+
     pub fn is_lddw(&self) -> bool {
         self.opcode == Opcode::LoadImm64
     }

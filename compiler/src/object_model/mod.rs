@@ -21,6 +21,8 @@ pub enum ObjectError {
     Parse(String),
     #[error("the object's relocations cannot be resolved: {0}")]
     Relocation(String),
+    #[error("the program's instructions cannot be rewritten in the file: {0}")]
+    Patch(String),
     #[error("the object has no XDP program{}", list_others(others))]
     NoXdpProgram { others: Vec<String> },
     #[error("the object has several XDP programs ({}); name one with --prog", names.join(", "))]
@@ -198,6 +200,39 @@ impl ProgramModel {
             .iter()
             .map(|insn| usize::from(insn.slots))
             .sum()
+    }
+
+    /// The ELF bytes `elf` (whose program this is) with the program's instructions replaced
+    /// by `insns`, one for one. Only one-slot instructions may change: a wide load carries a
+    /// relocation, and its bytes here are already relocated.
+    pub fn patched(&self, elf: &[u8], insns: &[Insn]) -> Result<Vec<u8>, ObjectError> {
+        let base = self.file_offset.ok_or_else(|| {
+            ObjectError::Patch("the program's place in the file is unknown".into())
+        })?;
+        if insns.len() != self.insns.len() {
+            return Err(ObjectError::Patch(format!(
+                "{} instructions for a program of {}",
+                insns.len(),
+                self.insns.len()
+            )));
+        }
+        let mut out = elf.to_vec();
+        for (index, (old, new)) in self.insns.iter().zip(insns).enumerate() {
+            if old == new {
+                continue;
+            }
+            if old.slots != 1 || new.slots != 1 {
+                return Err(ObjectError::Patch(format!(
+                    "instruction {index} is or becomes a wide load"
+                )));
+            }
+            let at = base as usize + insn::SLOT * self.slot_of(index);
+            let slot = out.get_mut(at..at + insn::SLOT).ok_or_else(|| {
+                ObjectError::Patch(format!("instruction {index} is outside the file"))
+            })?;
+            slot.copy_from_slice(&new.encode());
+        }
+        Ok(out)
     }
 
     /// Instructions as the ELF holds them: `lddw` once, `ja +0` not at all.
