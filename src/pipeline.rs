@@ -22,7 +22,7 @@ use crate::backend::{BackendReport, Fallback, Kind, LlmSettings, LockFailure, Lo
 use crate::interrupt::ScratchDir;
 use crate::lock::{self, Lock};
 use crate::outputs::{OutputDir, OutputError, OutputFile, sha256_hex};
-use crate::report::{OptimizerReport, Report};
+use crate::report::{LlmOptimizerReport, OptimizerReport, Report};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -132,11 +132,57 @@ pub struct Built {
 
 /// Builds a policy from its source bytes with the rules backend.
 pub fn build(name: &str, source: &[u8], options: &BuildOptions) -> Result<Built, BuildError> {
+    build_with_llm_optimizer(name, source, options, None)
+}
+
+/// The LLM optimizer (`--llm-optimize`): after the search, the model is shown the winner and
+/// asked for a cheaper program, up to `rounds` answers.
+pub struct LlmOptimizer<'a> {
+    pub model: &'a dyn Model,
+    pub url: Option<String>,
+    pub model_name: Option<String>,
+    pub rounds: usize,
+    pub observer: &'a mut dyn Observer,
+}
+
+impl std::fmt::Debug for LlmOptimizer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmOptimizer")
+            .field("url", &self.url)
+            .field("model_name", &self.model_name)
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `build`, with the LLM optimizer as one more proposer after the search when given.
+pub fn build_with_llm_optimizer(
+    name: &str,
+    source: &[u8],
+    options: &BuildOptions,
+    llm: Option<LlmOptimizer<'_>>,
+) -> Result<Built, BuildError> {
     let (program, warnings) = analyze(source)?;
     let emitted = emit(name, &program, options)?;
-    let mut built = build_emitted(name, &program, emitted, options)?;
+    let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
+    let mut session = Session::new(&program, options.checker());
+    let policy = Policy {
+        name,
+        source: &String::from_utf8_lossy(source),
+        program: &program,
+    };
+    let mut built = build_rules(&policy, emitted, options, &mut session, &scratch, llm)?;
     built.warnings = warnings;
     Ok(built)
+}
+
+/// The policy a build is about.
+#[derive(Debug, Clone, Copy)]
+struct Policy<'a> {
+    name: &'a str,
+    /// As the user wrote it (the LLM optimizer's prompt quotes it).
+    source: &'a str,
+    program: &'a Program,
 }
 
 /// The policy's IR and the front end's warnings, or its errors.
@@ -243,6 +289,7 @@ pub fn build_llm(
     }
     let model = run.model.map_err(BuildError::NoModel)?;
     let task = Task {
+        goal: llm::Goal::Write,
         source: &String::from_utf8_lossy(source),
         program: &program,
         name,
@@ -285,7 +332,12 @@ pub fn build_llm(
             rounds: produced.rounds,
         }),
         None => {
-            let mut built = build_rules(name, &program, emitted, options, &mut session, &scratch)?;
+            let policy = Policy {
+                name,
+                source: &String::from_utf8_lossy(source),
+                program: &program,
+            };
+            let mut built = build_rules(&policy, emitted, options, &mut session, &scratch, None)?;
             backend.kind = Kind::Rules;
             backend.fallback = true;
             backend.rounds = produced.rounds;
@@ -363,19 +415,25 @@ pub fn build_emitted(
 ) -> Result<Built, BuildError> {
     let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
     let mut session = Session::new(program, options.checker());
-    build_rules(name, program, emitted, options, &mut session, &scratch)
+    let policy = Policy {
+        name,
+        source: "",
+        program,
+    };
+    build_rules(&policy, emitted, options, &mut session, &scratch, None)
 }
 
 /// `build_emitted` in a session and scratch directory the caller already has (the LLM
 /// backend's fallback: the policy's encoding and the verdicts so far are kept).
 fn build_rules(
-    name: &str,
-    program: &simplebpf_dsl::ir::Program,
+    policy: &Policy<'_>,
     emitted: Emitted,
     options: &BuildOptions,
     session: &mut Session,
     scratch: &ScratchDir,
+    llm: Option<LlmOptimizer<'_>>,
 ) -> Result<Built, BuildError> {
+    let (name, program) = (policy.name, policy.program);
     let candidate = Candidate {
         source: Source::C {
             text: emitted.c_source.clone(),
@@ -406,8 +464,42 @@ fn build_rules(
                 session,
                 scratch.path(),
             )?;
-            let optimizer = OptimizerReport::new(&searched);
-            (searched.winner, Ok(optimizer))
+            let mut optimizer = OptimizerReport::new(&searched);
+            let mut winner = searched.winner;
+            if let Some(llm) = llm {
+                let task = Task {
+                    goal: llm::Goal::Cheaper { best: &winner },
+                    source: policy.source,
+                    program,
+                    name,
+                    gate: &gate_options,
+                    kernel_required: options.kernel_required,
+                };
+                let conversations = llm::Conversations {
+                    rounds: llm.rounds,
+                    samples: 1,
+                };
+                let produced = llm::produce(
+                    llm.model,
+                    &task,
+                    session,
+                    conversations,
+                    scratch.path(),
+                    llm.observer,
+                )?;
+                if let Some(gated) = produced.accepted {
+                    if let Some(round) = produced.rounds.last() {
+                        optimizer.winner = format!("llm round {}", round.round);
+                    }
+                    winner = gated;
+                }
+                optimizer.llm = Some(LlmOptimizerReport {
+                    url: llm.url,
+                    model: llm.model_name,
+                    rounds: produced.rounds,
+                });
+            }
+            (winner, Ok(optimizer))
         }
         None => (first, Err("--no-optimize")),
     };

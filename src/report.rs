@@ -49,9 +49,19 @@ pub struct OptimizerReport {
     pub accepted: usize,
     pub rejected: BTreeMap<Reason, usize>,
     pub untried: usize,
-    /// The winning variant (`filter=fused -O2`).
+    /// The winning variant (`filter=fused -O2`), or `llm round N`.
     pub winner: String,
     pub ms: u64,
+    /// The LLM optimizer's conversation, when `--llm-optimize` asked for it.
+    pub llm: Option<LlmOptimizerReport>,
+}
+
+/// The LLM optimizer's part of the `optimizer` section.
+#[derive(Debug, Clone)]
+pub struct LlmOptimizerReport {
+    pub url: Option<String>,
+    pub model: Option<String>,
+    pub rounds: Vec<simplebpf_optimizer::llm::Round>,
 }
 
 impl OptimizerReport {
@@ -65,6 +75,7 @@ impl OptimizerReport {
             untried: searched.untried,
             winner: searched.winner_description(),
             ms: searched.elapsed.as_millis() as u64,
+            llm: None,
         }
     }
 }
@@ -253,6 +264,11 @@ impl Report {
             "untried_for_budget": optimizer.untried,
             "winner": optimizer.winner,
             "ms": optimizer.ms,
+            "llm": optimizer.llm.as_ref().map(|llm| json!({
+                "url": llm.url,
+                "model": llm.model,
+                "rounds": rounds_json(&llm.rounds),
+            })),
         })
     }
 }

@@ -48,3 +48,19 @@ fn a_feedback_message() {
     );
     insta::assert_snapshot!(render(&[message]));
 }
+
+#[test]
+fn the_optimizer_prompt() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let source = std::fs::read_to_string(root.join("examples/fault.appnet")).unwrap();
+    let program = simplebpf_dsl::analyze(&source).ir.unwrap();
+    let best = prompt::Best {
+        c: "int fault_req(struct xdp_md *ctx) { return XDP_PASS; }",
+        cost: "49 x86 instructions after the JIT, 35 BPF instructions after the verifier, 35 in the object",
+        listing: "   0: w0 = 2\n   1: exit\n",
+    };
+    let text = render(&prompt::optimize(&source, &program, 9000, best));
+    // Only the user message: the system message is the fault snapshot's.
+    let user = text.split("=== user ===\n").nth(1).unwrap();
+    insta::assert_snapshot!(user);
+}

@@ -144,6 +144,21 @@ pub struct Cost {
 }
 
 impl Cost {
+    /// In words, for a prompt: `57 x86 instructions after the JIT, 43 BPF instructions after
+    /// the verifier, 41 in the object`.
+    pub fn describe(&self) -> String {
+        match (self.jited, self.xlated) {
+            (Some(jited), Some(xlated)) => format!(
+                "{jited} x86 instructions after the JIT, {xlated} BPF instructions after the verifier, {} in the object",
+                self.elf
+            ),
+            _ => format!(
+                "{} BPF instructions in the object (not measured by the kernel)",
+                self.elf
+            ),
+        }
+    }
+
     /// JIT instructions first, then xlated, then ELF; when either cost lacks the kernel's
     /// numbers, ELF instructions alone decide. Equal is not cheaper, so ties keep the earlier
     /// program.

@@ -13,9 +13,10 @@ use simplebpf_compiler::clang::ClangError;
 use simplebpf_compiler::llm::answer::{self, Code};
 use simplebpf_compiler::llm::screen::{self, ScreenError};
 use simplebpf_compiler::llm::{ClientError, Finish, Message, Model, Role, Usage, prompt};
+use simplebpf_compiler::object_model::listing;
 use simplebpf_dsl::ir::Program;
 
-use crate::gate::{Candidate, GateOptions, Gated, Origin, Rejection, Source, gate};
+use crate::gate::{Candidate, Cost, GateOptions, Gated, Origin, Rejection, Source, gate};
 
 /// How long a conversation is, and how many there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,11 @@ pub enum Outcome {
     NoCode,
     Truncated,
     HttpError(ClientError),
+    /// Proven, but the LLM optimizer wants cheaper than the best so far.
+    NotCheaper {
+        cost: Cost,
+        best: Cost,
+    },
 }
 
 impl Outcome {
@@ -74,6 +80,7 @@ impl Outcome {
             Outcome::NoCode => "no_code",
             Outcome::Truncated => "truncated",
             Outcome::HttpError(_) => "http_error",
+            Outcome::NotCheaper { .. } => "not_cheaper",
         }
     }
 
@@ -102,6 +109,11 @@ impl Outcome {
                 "The answer was cut off at the token limit before it ended.".to_string()
             }
             Outcome::HttpError(err) => err.to_string(),
+            Outcome::NotCheaper { cost, best } => format!(
+                "Your program costs {}; the best so far costs {}.",
+                cost.describe(),
+                best.describe()
+            ),
         }
     }
 
@@ -122,6 +134,9 @@ impl Outcome {
             Outcome::NoCode => "it holds no code block",
             Outcome::Truncated => "it was truncated",
             Outcome::HttpError(_) => "the server failed",
+            Outcome::NotCheaper { .. } => {
+                "it is proven, but it is not cheaper than the best program"
+            }
         }
     }
 }
@@ -176,9 +191,20 @@ impl Produced {
     }
 }
 
+/// What the conversations are for.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal<'a> {
+    /// Write the program from the policy (the LLM backend).
+    Write,
+    /// A cheaper program than `best`, a proven one (the LLM optimizer): a proven answer that
+    /// is not cheaper is a rejection like any other, fed back.
+    Cheaper { best: &'a Gated },
+}
+
 /// What the loop needs besides the model.
 #[derive(Debug)]
 pub struct Task<'a> {
+    pub goal: Goal<'a>,
     /// The policy's text, as the user wrote it.
     pub source: &'a str,
     pub program: &'a Program,
@@ -203,7 +229,7 @@ pub fn produce(
     let mut rounds = Vec::new();
     let mut best: Option<Gated> = None;
     for sample in 1..=conversations.samples {
-        let mut messages = prompt::initial(task.source, task.program, task.gate.port);
+        let mut messages = first_messages(task);
         for round in 1..=conversations.rounds {
             task.gate.cancel.check()?;
             observer.round_started(sample, round);
@@ -214,15 +240,18 @@ pub fn produce(
                 Err(err) => (Outcome::HttpError(err), None, None),
                 Ok(completion) => {
                     let usage = completion.usage;
-                    let (outcome, accepted) = judge(
-                        &completion.content,
-                        &completion.finish,
-                        task,
-                        &options,
-                        session,
-                        scratch,
-                        Origin::Llm { sample, round },
-                    )?;
+                    let (outcome, accepted) = judge_for(
+                        task.goal,
+                        judge(
+                            &completion.content,
+                            &completion.finish,
+                            task,
+                            &options,
+                            session,
+                            scratch,
+                            Origin::Llm { sample, round },
+                        )?,
+                    );
                     messages.push(Message {
                         role: Role::Assistant,
                         content: kept_in_history(completion.content),
@@ -264,6 +293,43 @@ pub fn produce(
         rounds,
         accepted: best,
     })
+}
+
+fn first_messages(task: &Task<'_>) -> Vec<Message> {
+    match task.goal {
+        Goal::Write => prompt::initial(task.source, task.program, task.gate.port),
+        Goal::Cheaper { best } => {
+            let cost = best.cost().describe();
+            let listing = best
+                .object
+                .xdp_program(Some(&best.program))
+                .map(|program| listing::listing(&program.insns))
+                .unwrap_or_default();
+            let best = prompt::Best {
+                c: best.c_source.as_deref().unwrap_or_default(),
+                cost: &cost,
+                listing: &listing,
+            };
+            prompt::optimize(task.source, task.program, task.gate.port, best)
+        }
+    }
+}
+
+/// An accepted answer that is not cheaper than the best, when cheaper is the goal, becomes
+/// the rejection "not cheaper".
+fn judge_for(goal: Goal<'_>, judged: (Outcome, Option<Gated>)) -> (Outcome, Option<Gated>) {
+    match (goal, judged) {
+        (Goal::Cheaper { best }, (Outcome::Accepted, Some(gated)))
+            if !gated.cost().is_cheaper_than(&best.cost()) =>
+        {
+            let outcome = Outcome::NotCheaper {
+                cost: gated.cost(),
+                best: best.cost(),
+            };
+            (outcome, None)
+        }
+        (_, judged) => judged,
+    }
 }
 
 /// An answer as it stays in the conversation: a huge one would crowd out everything else.

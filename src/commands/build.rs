@@ -46,6 +46,15 @@ pub struct BuildArgs {
     /// by then are counted in the report.
     #[arg(long, value_name = "SECONDS", default_value_t = pipeline::DEFAULT_OPTIMIZE_BUDGET.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub optimize_budget: u64,
+    /// After the search, ask the LLM (--llm-url, --llm-model) for a cheaper program: it is
+    /// shown the best proven C, what it costs and its instructions, and an answer is kept
+    /// only if the gate proves it and it costs less. Rules backend only.
+    #[arg(long, conflicts_with = "no_optimize")]
+    pub llm_optimize: bool,
+    /// Answers the LLM optimizer may give; each rejection (a counterexample, the verifier's
+    /// log, "not cheaper") is the next prompt.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub optimize_rounds: u16,
     /// Who writes the C: `rules` (deterministic) or `llm` (an OpenAI-compatible model whose
     /// every answer is proven or discarded; see the LLM options).
     #[arg(long, value_enum, default_value_t, value_name = "WHO")]
@@ -78,7 +87,13 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         ..BuildOptions::default()
     };
     let result = match args.backend {
+        BackendArg::Rules if args.llm_optimize => build_llm_optimized(&name, &file, &options, args),
         BackendArg::Rules => pipeline::build(&name, &file.bytes, &options),
+        BackendArg::Llm if args.llm_optimize => {
+            anyhow::bail!(
+                "--llm-optimize searches from the rules backend's program; the LLM backend's is kept as it is (use one or the other)"
+            )
+        }
         BackendArg::Llm => build_llm(&name, &file, &options, args),
     };
     let generated = format!("the program generated for {}", file.name());
@@ -206,6 +221,46 @@ fn build_llm(
             observer: &mut progress,
         },
     )
+}
+
+/// The rules backend's build with the LLM optimizer after the search.
+#[cfg(feature = "llm")]
+fn build_llm_optimized(
+    name: &str,
+    file: &SourceFile,
+    options: &pipeline::BuildOptions,
+    args: &BuildArgs,
+) -> Result<pipeline::Built, BuildError> {
+    let client = args.llm.client().map_err(BuildError::NoModel)?;
+    let conversations = simplebpf_optimizer::llm::Conversations {
+        rounds: usize::from(args.optimize_rounds),
+        samples: 1,
+    };
+    let mut progress = Progress::new(conversations);
+    pipeline::build_with_llm_optimizer(
+        name,
+        &file.bytes,
+        options,
+        Some(pipeline::LlmOptimizer {
+            model: &client,
+            url: args.llm.llm_url.clone(),
+            model_name: args.llm.llm_model.clone(),
+            rounds: conversations.rounds,
+            observer: &mut progress,
+        }),
+    )
+}
+
+#[cfg(not(feature = "llm"))]
+fn build_llm_optimized(
+    _: &str,
+    _: &SourceFile,
+    _: &pipeline::BuildOptions,
+    _: &BuildArgs,
+) -> Result<pipeline::Built, BuildError> {
+    Err(BuildError::NoModel(
+        "this simplebpf was built without the feature `llm` (no HTTP client): --llm-optimize is not possible".to_string(),
+    ))
 }
 
 /// A line per answer: what became of it.

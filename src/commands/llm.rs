@@ -88,11 +88,11 @@ impl LlmArgs {
         let url = self
             .llm_url
             .clone()
-            .ok_or("--backend llm needs the server's URL: --llm-url or SIMPLEBPF_LLM_URL")?;
+            .ok_or("--backend llm and --llm-optimize need the server's URL: --llm-url or SIMPLEBPF_LLM_URL")?;
         let model = self
             .llm_model
             .clone()
-            .ok_or("--backend llm needs the model's name: --llm-model or SIMPLEBPF_LLM_MODEL")?;
+            .ok_or("--backend llm and --llm-optimize need the model's name: --llm-model or SIMPLEBPF_LLM_MODEL")?;
         let api_key = ["SIMPLEBPF_LLM_API_KEY", "OPENAI_API_KEY"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|key| !key.is_empty()));

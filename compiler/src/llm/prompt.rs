@@ -20,6 +20,7 @@ use crate::threshold::{DrawTest, randomf_compare};
 pub const SYSTEM: &str = include_str!("../../prompts/system.txt");
 pub const USER: &str = include_str!("../../prompts/user.txt");
 pub const FEEDBACK: &str = include_str!("../../prompts/feedback.txt");
+pub const OPTIMIZE: &str = include_str!("../../prompts/optimize.txt");
 
 /// How many example pairs a prompt carries.
 pub const EXAMPLES: usize = 2;
@@ -75,6 +76,38 @@ pub fn initial(source: &str, program: &Program, port: u16) -> Vec<Message> {
         .replace("{ir}", program.to_string().trim_end())
         .replace("{facts}", &facts(program, port))
         .replace("{examples}", &examples(source, port));
+    vec![
+        Message {
+            role: Role::System,
+            content: body(SYSTEM).to_string(),
+        },
+        Message {
+            role: Role::User,
+            content: user,
+        },
+    ]
+}
+
+/// The best proven program so far, for the LLM optimizer's prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct Best<'a> {
+    pub c: &'a str,
+    /// Its cost in words: `JIT 57 x86 instructions, 41 BPF instructions after the verifier, …`.
+    pub cost: &'a str,
+    /// Its BPF instructions (`object_model::listing`).
+    pub listing: &'a str,
+}
+
+/// The first two messages of a conversation that asks for a cheaper program than `best`:
+/// the same system message (the output contract) as writing one.
+pub fn optimize(source: &str, program: &Program, port: u16, best: Best<'_>) -> Vec<Message> {
+    let user = body(OPTIMIZE)
+        .replace("{port}", &port.to_string())
+        .replace("{policy}", source.trim_end())
+        .replace("{ir}", program.to_string().trim_end())
+        .replace("{program}", best.c.trim_end())
+        .replace("{cost}", best.cost)
+        .replace("{listing}", best.listing.trim_end());
     vec![
         Message {
             role: Role::System,

@@ -6,6 +6,7 @@
 mod btf;
 mod helper;
 pub mod insn;
+pub mod listing;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -1,0 +1,265 @@
+//! The LLM optimizer (`build --llm-optimize`) against a scripted OpenAI-compatible server
+//! (real HTTP on 127.0.0.1), through the command line. The policy is `fault_condition`, whose
+//! rules-backend handler nests a test the inner one implies: a model can do better than the
+//! search there, so "cheaper and right" exists. Every object a run writes is re-checked.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::scripted::{Reply, ScriptedServer};
+use serde_json::Value as Json;
+
+const POLICY: &str = "fault_condition";
+
+/// The handler as the rules backend writes it, and as a person would simplify it.
+const NESTED: &str = "\tif (r < 2147483648LL) {
+\t\tif ((r < 429496730LL) && ((payload_len > 100LL))) {
+\t\t\treturn XDP_DROP;\t/* err('fault_injected') */
+\t\t} else {
+\t\t\treturn XDP_PASS;\t/* forward */
+\t\t}
+\t} else {
+\t\treturn XDP_PASS;\t/* forward */
+\t}
+";
+const FLAT: &str = "\tif (r < 429496730LL && payload_len > 100LL)
+\t\treturn XDP_DROP;
+\treturn XDP_PASS;
+";
+/// One more draw value dropped: the threshold is off by one.
+const FLAT_WRONG: &str = "\tif (r < 429496731LL && payload_len > 100LL)
+\t\treturn XDP_DROP;
+\treturn XDP_PASS;
+";
+
+fn simplebpf(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simplebpf"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SIMPLEBPF_LLM_URL")
+        .env_remove("SIMPLEBPF_LLM_MODEL")
+        .output()
+        .expect("simplebpf runs")
+}
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            common::root().join(format!("examples/bench/{POLICY}.appnet")),
+            dir.path().join(format!("{POLICY}.appnet")),
+        )
+        .unwrap();
+        Dir { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn out(&self, sub: &str, ext: &str) -> PathBuf {
+        self.path().join(sub).join(format!("{POLICY}.{ext}"))
+    }
+
+    /// `build` into `sub` with `extra` arguments; the report.
+    fn build(&self, sub: &str, extra: &[&str]) -> (Output, Option<Json>) {
+        let policy = format!("{POLICY}.appnet");
+        let mut args = vec!["build", &policy, "-o", sub, "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = simplebpf(&args, self.path());
+        let report = std::fs::read_to_string(self.out(sub, "report.json"))
+            .ok()
+            .map(|text| serde_json::from_str(&text).unwrap());
+        (output, report)
+    }
+
+    /// Whatever was written is proven by `check`.
+    fn recheck(&self, sub: &str) {
+        let object = self.out(sub, "bpf.o");
+        let policy = format!("{POLICY}.appnet");
+        let check = simplebpf(&["check", &policy, object.to_str().unwrap()], self.path());
+        assert_eq!(
+            check.status.code(),
+            Some(0),
+            "a written object is not proven:\n{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
+}
+
+/// The search's winner's C with its handler replaced by `handler`.
+fn variant(dir: &Dir, handler: &str) -> String {
+    let (output, _) = dir.build("plain", &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let c = std::fs::read_to_string(dir.out("plain", "bpf.c")).unwrap();
+    let changed = c.replace(NESTED, handler);
+    assert_ne!(changed, c, "the handler is the rules backend's:\n{c}");
+    changed
+}
+
+/// `build --llm-optimize` against a server playing `script`.
+fn optimize(dir: &Dir, script: Vec<Reply>, rounds: &str) -> (ScriptedServer, Output, Json) {
+    let server = ScriptedServer::start(script);
+    let (output, report) = dir.build(
+        "llm",
+        &[
+            "--llm-optimize",
+            "--llm-url",
+            &server.url,
+            "--llm-model",
+            "scripted",
+            "--optimize-rounds",
+            rounds,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir.recheck("llm");
+    (server, output, report.expect("a report"))
+}
+
+fn outcomes(report: &Json) -> Vec<String> {
+    report["optimizer"]["llm"]["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn jited(report: &Json, when: &str) -> Option<u64> {
+    report["optimizer"][when]["jited"].as_u64()
+}
+
+#[test]
+fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
+    let dir = Dir::new();
+    let cheaper = variant(&dir, FLAT);
+    let (_, plain) = dir.build("plain", &[]);
+    let plain = plain.unwrap();
+    let (server, _, report) = optimize(
+        &dir,
+        vec![
+            Reply::status(503, &[]),
+            Reply::status(500, &[]),
+            Reply::c(&cheaper),
+        ],
+        "3",
+    );
+    assert_eq!(outcomes(&report), ["accepted"]);
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "two failures retried in the round"
+    );
+    assert_eq!(report["optimizer"]["winner"], "llm round 1");
+    assert_eq!(report["checker"]["verdict"], "equivalent");
+    let written = std::fs::read_to_string(dir.out("llm", "bpf.c")).unwrap();
+    assert_eq!(written, cheaper);
+    // The prompt showed the search's winner, its cost and its instructions.
+    let user = &server.messages(0)[1].1;
+    assert!(user.contains("The best proven program so far"), "{user}");
+    assert!(user.contains(NESTED.trim_end()), "{user}");
+    assert!(user.contains("call bpf_get_prandom_u32#7"), "{user}");
+    if let (Some(search), Some(llm)) = (jited(&plain, "after"), jited(&report, "after")) {
+        eprintln!("JIT: search {search}, LLM optimizer {llm}");
+        assert!(llm < search, "{search} → {llm}");
+        assert!(
+            user.contains(&format!("{search} x86 instructions")),
+            "{user}"
+        );
+    }
+}
+
+#[test]
+fn a_cheaper_wrong_proposal_is_refused_and_its_counterexample_is_the_next_prompt() {
+    let dir = Dir::new();
+    let wrong = variant(&dir, FLAT_WRONG);
+    let right = variant(&dir, FLAT);
+    let (server, _, report) = optimize(&dir, vec![Reply::c(&wrong), Reply::c(&right)], "3");
+    assert_eq!(outcomes(&report), ["not_equivalent", "accepted"]);
+    let feedback = server.last_user(1);
+    assert!(feedback.contains("counterexample"), "{feedback}");
+    assert!(
+        feedback.contains("429496730"),
+        "the draw at the boundary: {feedback}"
+    );
+    assert_eq!(report["optimizer"]["winner"], "llm round 2");
+}
+
+#[test]
+fn a_costlier_proposal_is_refused_as_not_cheaper() {
+    let dir = Dir::new();
+    let (output, _) = dir.build("first", &["--no-optimize"]);
+    assert!(output.status.success());
+    let costlier = std::fs::read_to_string(dir.out("first", "bpf.c")).unwrap();
+    let (server, _, report) = optimize(&dir, vec![Reply::c(&costlier)], "1");
+    assert_eq!(outcomes(&report), ["not_cheaper"]);
+    assert_eq!(server.requests().len(), 1);
+    assert!(
+        !report["optimizer"]["winner"]
+            .as_str()
+            .unwrap()
+            .starts_with("llm"),
+        "{}",
+        report["optimizer"]
+    );
+    let detail = report["optimizer"]["llm"]["rounds"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("the best so far costs"), "{detail}");
+}
+
+#[test]
+fn garbage_changes_nothing() {
+    let dir = Dir::new();
+    let (_, plain) = dir.build("plain", &[]);
+    let plain = plain.unwrap();
+    let script = vec![
+        Reply::answer("I cannot help with that."),
+        Reply::answer("```c\nint main( {\n```"),
+        Reply::answer("```c\n#include \"/etc/passwd\"\n```"),
+    ];
+    let (_, _, report) = optimize(&dir, script, "3");
+    assert_eq!(
+        outcomes(&report),
+        ["no_code", "clang_error", "screen_rejected"]
+    );
+    assert_eq!(report["optimizer"]["winner"], plain["optimizer"]["winner"]);
+    let plain_object = std::fs::read(dir.out("plain", "bpf.o")).unwrap();
+    let object = std::fs::read(dir.out("llm", "bpf.o")).unwrap();
+    assert_eq!(
+        object, plain_object,
+        "the object is the search's, byte for byte"
+    );
+}
+
+#[test]
+fn llm_optimize_needs_a_server_and_the_rules_backend() {
+    let dir = Dir::new();
+    let (output, _) = dir.build("x", &["--llm-optimize"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--llm-url"), "{stderr}");
+    assert!(
+        !dir.path()
+            .join("x")
+            .join(format!("{POLICY}.bpf.o"))
+            .exists()
+    );
+    let (output, _) = dir.build("x", &["--llm-optimize", "--no-optimize"]);
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+}
