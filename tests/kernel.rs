@@ -500,3 +500,45 @@ fn without_the_capability_build_says_so_and_continues_unless_required() {
     assert_eq!(strict.status.code(), Some(2));
     assert!(!dir.path().join("strict").exists());
 }
+
+#[test]
+fn bench_prints_before_and_after_for_each_policy_and_the_papers_numbers() {
+    let root = common::root();
+    let logging = root.join("examples/bench/logging.appnet");
+    let fault = root.join("examples/fault.appnet");
+    let policies = [logging.to_str().unwrap(), fault.to_str().unwrap()];
+    let output = simplebpf(&["bench", policies[0], policies[1], "--format", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = json_line(&output);
+    let rows = table["policies"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["policy"], "logging");
+    assert_eq!(rows[0]["paper"]["llm_optimized"]["jited"], 67);
+    assert_eq!(rows[1]["paper"], Json::Null);
+    for row in rows {
+        assert_eq!(row["proven"], true, "{row}");
+        let (before, after) = (&row["before"], &row["after"]);
+        assert!(after["elf"].as_u64() <= before["elf"].as_u64(), "{row}");
+        if let (Some(before), Some(after)) = (before["jited"].as_u64(), after["jited"].as_u64()) {
+            assert!(after < before, "{row}");
+        } else {
+            assert!(!kernel::kernel_required(), "the kernel was required: {row}");
+        }
+        assert!(row["build_ms"].as_u64().unwrap() > 0);
+    }
+    let markdown = simplebpf(&["bench", policies[1]]);
+    let text = String::from_utf8_lossy(&markdown.stdout);
+    assert!(
+        text.starts_with("| policy | ELF | xlated | JIT |"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|line| line.starts_with("| fault |"))
+        .expect("a row for fault");
+    assert!(row.matches(" → ").count() >= 2, "before → after: {row}");
+}

@@ -24,18 +24,11 @@ const OUTCOMES: &[&str] = &[
     "no_code",
     "truncated",
     "http_error",
+    "not_cheaper",
 ];
 
-fn simplebpf(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_simplebpf"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("simplebpf runs")
-}
-
-#[test]
-fn every_example_is_proven_or_the_announced_fallback() {
+/// The local model's server, or `None` (said, and a failure under `CI=true`).
+fn server() -> Option<(String, String)> {
     let (Ok(url), Ok(model)) = (
         std::env::var("SIMPLEBPF_TEST_LLM_URL"),
         std::env::var("SIMPLEBPF_TEST_LLM_MODEL"),
@@ -47,6 +40,22 @@ fn every_example_is_proven_or_the_announced_fallback() {
         eprintln!(
             "note: the local-model test did not run: SIMPLEBPF_TEST_LLM_URL is not set (scripts/test starts the server)"
         );
+        return None;
+    };
+    Some((url, model))
+}
+
+fn simplebpf(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_simplebpf"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("simplebpf runs")
+}
+
+#[test]
+fn every_example_is_proven_or_the_announced_fallback() {
+    let Some((url, model)) = server() else {
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -131,4 +140,76 @@ fn every_example_is_proven_or_the_announced_fallback() {
             outcomes.join(", ")
         );
     }
+}
+
+/// The LLM optimizer against the real model: whatever it proposes, the object is proven and
+/// costs no more than the search's alone.
+#[test]
+fn the_llm_optimizer_never_makes_a_build_costlier() {
+    let Some((url, model)) = server() else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root.join("examples/bench/logging.appnet"),
+        dir.path().join("logging.appnet"),
+    )
+    .unwrap();
+    let build = |out: &str, extra: &[&str]| -> Json {
+        let mut args = vec!["build", "logging.appnet", "-o", out, "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = simplebpf(&args, dir.path());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        serde_json::from_slice(&output.stdout).expect("the report on stdout")
+    };
+    let started = Instant::now();
+    let optimized = build(
+        "llm",
+        &[
+            "--llm-optimize",
+            "--llm-url",
+            &url,
+            "--llm-model",
+            &model,
+            "--optimize-rounds",
+            "2",
+            "--llm-max-tokens",
+            "384",
+        ],
+    );
+    let elapsed = started.elapsed();
+    let plain = build("plain", &[]);
+    let rounds = optimized["optimizer"]["llm"]["rounds"]
+        .as_array()
+        .expect("the model was asked");
+    assert!(!rounds.is_empty());
+    let outcomes: Vec<&str> = rounds
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    for outcome in &outcomes {
+        assert!(OUTCOMES.contains(outcome), "{outcome}");
+    }
+    assert_eq!(optimized["checker"]["verdict"], "equivalent");
+    let cost = |report: &Json| {
+        let after = &report["optimizer"]["after"];
+        (after["jited"].as_u64(), after["elf"].as_u64().unwrap())
+    };
+    let (with, without) = (cost(&optimized), cost(&plain));
+    assert!(
+        with <= without,
+        "with the model {with:?}, without {without:?}"
+    );
+    let check = simplebpf(
+        &["check", "logging.appnet", "llm/logging.bpf.o"],
+        dir.path(),
+    );
+    assert_eq!(check.status.code(), Some(0));
+    eprintln!(
+        "logging --llm-optimize in {:.1} s: {} (JIT/ELF {with:?}, without the model {without:?})",
+        elapsed.as_secs_f64(),
+        outcomes.join(", ")
+    );
 }

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod bench;
 pub mod build;
 pub mod check;
 pub mod lint;
