@@ -15,6 +15,7 @@ use simplebpf_compiler::rpc_filter::{Classification, classify};
 use simplebpf_compiler::state_io;
 use simplebpf_dsl::ast::HandlerKind;
 use simplebpf_dsl::interp::{self, Action, Inputs, Request};
+use simplebpf_optimizer::rewrite::{self, Rule};
 
 const CASES: usize = 2000;
 const XDP_DROP: u32 = 1;
@@ -32,13 +33,27 @@ const SPECIAL_DRAWS: &[u32] = &[
     429496730,
 ];
 
-fn run_example(
+/// The strategy's object, or with `rewritten` the optimizer's bytecode rewrite of it (`None`
+/// when no rule applies).
+fn compile(
     name: &str,
     path: &std::path::PathBuf,
     strategy: Strategy,
-    seed: u64,
-) -> Option<usize> {
-    let compiled = common::compile_with(name, path, true, strategy);
+    rewritten: bool,
+) -> Option<common::Compiled> {
+    let mut compiled = common::compile_with(name, path, true, strategy);
+    if rewritten {
+        let prog = compiled.object.xdp_program(None).unwrap();
+        let out = rewrite::rewrite(&prog.insns, &Rule::ALL).unwrap();
+        if out.applied.is_empty() {
+            return None;
+        }
+        compiled.elf = prog.patched(&compiled.elf, &out.insns).unwrap();
+    }
+    Some(compiled)
+}
+
+fn run_example(name: &str, compiled: &common::Compiled, seed: u64) -> Option<usize> {
     let mut loaded = common::load_or_skip(&compiled.elf, name)?;
     assert!(compiled.emitted.layout.test_hooks);
     let contract = &compiled.contract;
@@ -112,10 +127,20 @@ fn hex(bytes: &[u8]) -> String {
 fn every_example_agrees_with_the_interpreter_in_the_kernel() {
     for (index, (name, path)) in common::examples().iter().enumerate() {
         // Every strategy the optimizer may pick, on the same packets.
-        for strategy in common::strategies(name, path) {
+        for (strategy, rewritten) in common::strategies(name, path)
+            .into_iter()
+            .flat_map(|strategy| [(strategy, false), (strategy, true)])
+        {
             let seed = 0x5eed_0000 + index as u64;
-            if let Some(rpcs) = run_example(name, path, strategy, seed) {
-                let how = strategy.describe();
+            let Some(compiled) = compile(name, path, strategy, rewritten) else {
+                continue;
+            };
+            if let Some(rpcs) = run_example(name, &compiled, seed) {
+                let how = format!(
+                    "{}{}",
+                    strategy.describe(),
+                    if rewritten { " + rewrites" } else { "" }
+                );
                 eprintln!("{name} ({how}): {CASES} packets agree ({rpcs} of them RPCs)");
                 assert!(rpcs >= CASES / 4, "{name}: too few RPCs generated ({rpcs})");
             }
