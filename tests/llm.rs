@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::scripted::{Reply, ScriptedServer};
+use common::scripted::{Reply, ScriptedServer, simplebpf};
 use serde_json::Value as Json;
 use simplebpf_compiler::backend;
 
@@ -94,17 +94,6 @@ impl Ran {
             .map(|r| r["outcome"].as_str().unwrap().to_string())
             .collect()
     }
-}
-
-fn simplebpf(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simplebpf"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SIMPLEBPF_LLM_URL")
-        .env_remove("SIMPLEBPF_LLM_MODEL")
-        .env("SIMPLEBPF_LLM_API_KEY", "sk-test-never-shown")
-        .output()
-        .expect("simplebpf runs")
 }
 
 /// Builds `fault` with the LLM backend against a server playing `script`, then re-checks

@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::scripted::{Reply, ScriptedServer};
+use common::scripted::{Reply, ScriptedServer, simplebpf};
 use serde_json::Value as Json;
 
 const POLICY: &str = "fault_condition";
@@ -33,16 +33,6 @@ const FLAT_WRONG: &str = "\tif (r < 429496731LL && payload_len > 100LL)
 \t\treturn XDP_DROP;
 \treturn XDP_PASS;
 ";
-
-fn simplebpf(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simplebpf"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SIMPLEBPF_LLM_URL")
-        .env_remove("SIMPLEBPF_LLM_MODEL")
-        .output()
-        .expect("simplebpf runs")
-}
 
 struct Dir {
     dir: tempfile::TempDir,

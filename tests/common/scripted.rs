@@ -11,6 +11,22 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
+/// The API key the scripted tests give simplebpf, which must never show up in its output.
+pub const TEST_KEY: &str = "sk-test-never-shown";
+
+/// Runs the simplebpf binary in `dir` as a user with a key but no server configured in the
+/// environment: the test names the server on the command line.
+pub fn simplebpf(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_simplebpf"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SIMPLEBPF_LLM_URL")
+        .env_remove("SIMPLEBPF_LLM_MODEL")
+        .env("SIMPLEBPF_LLM_API_KEY", TEST_KEY)
+        .output()
+        .expect("simplebpf runs")
+}
+
 /// One reply.
 #[derive(Debug, Clone)]
 pub enum Reply {
