@@ -1,6 +1,7 @@
 //! The optimizer's deterministic search (docs/optimizer.md): the rules backend's program
-//! under every strategy and clang setting, each judged by the one gate; the cheapest proven
-//! program wins, ties going to the earlier variant, so the same inputs give the same winner.
+//! under every strategy and clang setting, then the bytecode rewrites of the cheapest, each
+//! judged by the one gate; the cheapest proven program wins, ties going to the earlier
+//! candidate, so the same inputs give the same winner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
