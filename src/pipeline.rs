@@ -241,6 +241,12 @@ pub fn build_llm(
     let emitted = emit(name, &program, options)?;
     let scratch = ScratchDir::new().map_err(BuildError::Scratch)?;
     let mut session = Session::new(&program, options.checker());
+    let text = String::from_utf8_lossy(source);
+    let policy = Policy {
+        name,
+        source: &text,
+        program: &program,
+    };
     let settings = run.settings;
     let key = lock::Key {
         policy_sha256: sha256_hex(source),
@@ -290,7 +296,7 @@ pub fn build_llm(
     let model = run.model.map_err(BuildError::NoModel)?;
     let task = Task {
         goal: llm::Goal::Write,
-        source: &String::from_utf8_lossy(source),
+        source: policy.source,
         program: &program,
         name,
         gate: &gate_options,
@@ -332,11 +338,6 @@ pub fn build_llm(
             rounds: produced.rounds,
         }),
         None => {
-            let policy = Policy {
-                name,
-                source: &String::from_utf8_lossy(source),
-                program: &program,
-            };
             let mut built = build_rules(&policy, emitted, options, &mut session, &scratch, None)?;
             backend.kind = Kind::Rules;
             backend.fallback = true;

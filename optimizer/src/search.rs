@@ -112,9 +112,9 @@ pub fn search(
     let mut untried = 0;
     // A strategy dimension the program does not have (a lock place without a lock) emits the
     // same C as another variant: judged once.
-    let mut seen = BTreeSet::new();
+    let mut seen = BTreeSet::from([(first.c_source.clone(), all[0].opt_level)]);
     let mut duplicates = 0;
-    for (index, variant) in all.iter().enumerate() {
+    for (index, variant) in all.iter().enumerate().skip(1) {
         let candidate = match emit(search, *variant) {
             Ok(candidate) => candidate,
             Err(rejection) => {
@@ -127,9 +127,6 @@ pub fn search(
             variant.opt_level,
         )) {
             duplicates += 1;
-            continue;
-        }
-        if index == 0 {
             continue;
         }
         if start.elapsed() >= search.budget {

@@ -70,12 +70,22 @@ fn body(template: &str) -> &str {
 
 /// The first two messages of a conversation about `source` (its IR `program`).
 pub fn initial(source: &str, program: &Program, port: u16) -> Vec<Message> {
-    let user = body(USER)
+    let user = about_policy(USER, source, program, port)
+        .replace("{facts}", &facts(program, port))
+        .replace("{examples}", &examples(source, port));
+    conversation(user)
+}
+
+/// `template` without its version line, with the policy, its IR and the port filled in.
+fn about_policy(template: &str, source: &str, program: &Program, port: u16) -> String {
+    body(template)
         .replace("{port}", &port.to_string())
         .replace("{policy}", source.trim_end())
         .replace("{ir}", program.to_string().trim_end())
-        .replace("{facts}", &facts(program, port))
-        .replace("{examples}", &examples(source, port));
+}
+
+/// The system message (the output contract) and `user`.
+fn conversation(user: String) -> Vec<Message> {
     vec![
         Message {
             role: Role::System,
@@ -101,23 +111,11 @@ pub struct Best<'a> {
 /// The first two messages of a conversation that asks for a cheaper program than `best`:
 /// the same system message (the output contract) as writing one.
 pub fn optimize(source: &str, program: &Program, port: u16, best: Best<'_>) -> Vec<Message> {
-    let user = body(OPTIMIZE)
-        .replace("{port}", &port.to_string())
-        .replace("{policy}", source.trim_end())
-        .replace("{ir}", program.to_string().trim_end())
+    let user = about_policy(OPTIMIZE, source, program, port)
         .replace("{program}", best.c.trim_end())
         .replace("{cost}", best.cost)
         .replace("{listing}", best.listing.trim_end());
-    vec![
-        Message {
-            role: Role::System,
-            content: body(SYSTEM).to_string(),
-        },
-        Message {
-            role: Role::User,
-            content: user,
-        },
-    ]
+    conversation(user)
 }
 
 /// The message that tells the model why its answer was not accepted.

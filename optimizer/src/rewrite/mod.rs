@@ -226,15 +226,6 @@ fn rename_and_delete(
 /// that is only read.
 fn renamed(insn: &Insn, from: u8, to: u8) -> Option<Insn> {
     let mut out = insn.clone();
-    let reads_src_only = |out: &mut Insn| {
-        if insn.dst == from {
-            return false;
-        }
-        if insn.src == from {
-            out.src = to;
-        }
-        true
-    };
     let ok = match insn.opcode {
         Opcode::Alu {
             op: AluOp::Neg | AluOp::End,
@@ -251,10 +242,15 @@ fn renamed(insn: &Insn, from: u8, to: u8) -> Option<Insn> {
             }
             true
         }
+        // Any other operation also reads (and writes) its destination: only the source is
+        // renamed.
         Opcode::Alu {
             source: Source::Reg,
             ..
-        } => reads_src_only(&mut out),
+        } if insn.dst != from => {
+            out.src = to;
+            true
+        }
         Opcode::Alu { .. } => false,
         Opcode::Store { .. } | Opcode::Atomic { .. } => {
             if let Opcode::Atomic { .. } = insn.opcode {
