@@ -4,6 +4,7 @@
 //! Only this package knows files, terminals and JSON; the crates below take and return data.
 
 pub mod backend;
+pub mod builder;
 pub mod commands;
 pub mod interrupt;
 pub mod json;
@@ -14,3 +15,5 @@ pub mod pipeline;
 pub mod report;
 pub mod source;
 pub mod verdict;
+
+pub use builder::{Backend, BuildScriptError, Builder};

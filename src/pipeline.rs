@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use simplebpf_checker::Session;
-use simplebpf_compiler::backend::{self, Emitted};
+use simplebpf_compiler::backend::{self, Emitted, LockPlace};
 use simplebpf_compiler::cancel::Cancel;
 use simplebpf_compiler::clang::ClangOptions;
 use simplebpf_compiler::kernel;
@@ -43,6 +43,9 @@ pub struct BuildOptions {
     /// The optimizer's time budget; `None` emits the rules backend's first program
     /// (`--no-optimize`).
     pub optimize: Option<Duration>,
+    /// Where the optimizer may put the lock: every place by default; only the array map for
+    /// a program aya 0.14 will load (it gives global data no BTF).
+    pub lock_places: Vec<LockPlace>,
 }
 
 impl Default for BuildOptions {
@@ -57,6 +60,7 @@ impl Default for BuildOptions {
             timeout: Duration::from_secs(600),
             cancel: Cancel::new(),
             optimize: Some(DEFAULT_OPTIMIZE_BUDGET),
+            lock_places: LockPlace::ALL.to_vec(),
         }
     }
 }
@@ -460,6 +464,7 @@ fn build_rules(
                     gate: &gate_options,
                     budget,
                     takes_lock: emitted.layout.lock,
+                    lock_places: &options.lock_places,
                 },
                 first,
                 session,
@@ -547,6 +552,17 @@ pub fn write_outputs(
     dir: &OutputDir,
     cancel: &Cancel,
 ) -> Result<OutputPaths, OutputError> {
+    write_outputs_with(built, dir, &[], cancel)
+}
+
+/// `write_outputs`, with more files of the same build in the same all-or-none set (a build
+/// script's Rust module).
+pub fn write_outputs_with(
+    built: &Built,
+    dir: &OutputDir,
+    more: &[OutputFile<'_>],
+    cancel: &Cancel,
+) -> Result<OutputPaths, OutputError> {
     let paths = OutputPaths::new(dir, &built.name);
     let report = serde_json::to_string_pretty(&built.report.to_json(&paths))
         .expect("a report serialises")
@@ -562,23 +578,22 @@ pub fn write_outputs(
         file_name(&paths.object),
         file_name(&paths.report),
     ];
-    dir.commit(
-        &[
-            OutputFile {
-                name: &names[0],
-                bytes: built.c_source.as_bytes(),
-            },
-            OutputFile {
-                name: &names[1],
-                bytes: &built.gated.elf,
-            },
-            OutputFile {
-                name: &names[2],
-                bytes: report.as_bytes(),
-            },
-        ],
-        cancel,
-    )?;
+    let mut files = vec![
+        OutputFile {
+            name: &names[0],
+            bytes: built.c_source.as_bytes(),
+        },
+        OutputFile {
+            name: &names[1],
+            bytes: &built.gated.elf,
+        },
+        OutputFile {
+            name: &names[2],
+            bytes: report.as_bytes(),
+        },
+    ];
+    files.extend_from_slice(more);
+    dir.commit(&files, cancel)?;
     if let Some((path, lock)) = &built.lock {
         // After the outputs: a lock is only ever written for a program that was kept.
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());

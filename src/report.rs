@@ -118,7 +118,8 @@ impl Report {
             object_sha256: sha256_hex(&gated.elf),
             elf_insns: gated.elf_insns,
             kernel: gated.kernel.clone(),
-            clang_version: clang::version().unwrap_or_else(|err| err.to_string()),
+            clang_version: clang::version(&options.clang.binary)
+                .unwrap_or_else(|err| err.to_string()),
             clang_flags: options.clang.flags(),
             float_scales: contract
                 .map(|c| c.float_scales())

@@ -5,6 +5,7 @@
 //! make the object a function of the source alone: the debug info names the file by the name
 //! it is given, never by the scratch directory it was compiled in.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,8 @@ impl Cpu {
 /// How to compile. `Default` is the pinned configuration of ARCHITECTURE.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClangOptions {
+    /// The compiler: `clang-19` on `PATH` by default; a path, or another name on `PATH`.
+    pub binary: PathBuf,
     /// `-O2` by default.
     pub opt_level: OptLevel,
     /// `v3` by default.
@@ -86,6 +89,7 @@ pub const SANDBOX_MEMORY: u64 = 1 << 30;
 impl Default for ClangOptions {
     fn default() -> ClangOptions {
         ClangOptions {
+            binary: PathBuf::from(CLANG),
             opt_level: OptLevel::O2,
             cpu: Cpu::V3,
             timeout: Duration::from_secs(30),
@@ -119,7 +123,7 @@ impl ClangOptions {
         if self.sandbox {
             flags.push("-nostdinc".to_string());
             for dir in [
-                resource_include(),
+                resource_include(&self.binary),
                 MULTIARCH_INCLUDE.to_string(),
                 "/usr/include".to_string(),
             ] {
@@ -151,8 +155,11 @@ pub enum Source<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClangError {
-    #[error("cannot run `{CLANG}`: {error} (scripts/setup installs it)")]
-    Spawn { error: std::io::Error },
+    #[error("cannot run `{}`: {error} (scripts/setup installs clang-19)", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        error: std::io::Error,
+    },
     #[error("`{CLANG}` did not finish within {} s", timeout.as_secs())]
     Timeout { timeout: Duration },
     #[error("`{CLANG}` rejected the C:\n{stderr}")]
@@ -173,26 +180,32 @@ pub enum ClangError {
 }
 
 /// clang's own headers (`stddef.h`, `stdbool.h`), which `-nostdinc` leaves out.
-fn resource_include() -> String {
-    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let output = Command::new(CLANG).arg("-print-resource-dir").output();
-        let dir = output
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "/usr/lib/llvm-19/lib/clang/19".to_string());
-        format!("{dir}/include")
-    })
-    .clone()
+fn resource_include(binary: &Path) -> String {
+    static DIRS: std::sync::Mutex<BTreeMap<PathBuf, String>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut dirs = DIRS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    dirs.entry(binary.to_path_buf())
+        .or_insert_with(|| {
+            let output = Command::new(binary).arg("-print-resource-dir").output();
+            let dir = output
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "/usr/lib/llvm-19/lib/clang/19".to_string());
+            format!("{dir}/include")
+        })
+        .clone()
 }
 
-/// `clang-19 --version`'s first line, for the report.
-pub fn version() -> Result<String, ClangError> {
-    let output = Command::new(CLANG)
+/// `clang --version`'s first line, for the report.
+pub fn version(binary: &Path) -> Result<String, ClangError> {
+    let output = Command::new(binary)
         .arg("--version")
         .output()
-        .map_err(|error| ClangError::Spawn { error })?;
+        .map_err(|error| ClangError::Spawn {
+            binary: binary.to_path_buf(),
+            error,
+        })?;
     Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
         .next()
@@ -232,7 +245,7 @@ pub fn compile_source(
         error,
     };
     let output = scratch.join("program.bpf.o");
-    let mut command = Command::new(CLANG);
+    let mut command = Command::new(&options.binary);
     command.args(options.flags());
     match source {
         Source::Text { text, file_name } => {
@@ -257,9 +270,10 @@ pub fn compile_source(
         limit_memory(&mut command);
     }
     cancel.check().map_err(|_| ClangError::Interrupted)?;
-    let mut child = command
-        .spawn()
-        .map_err(|error| ClangError::Spawn { error })?;
+    let mut child = command.spawn().map_err(|error| ClangError::Spawn {
+        binary: options.binary.clone(),
+        error,
+    })?;
     let group = child.id();
     let hook = cancel.on_cancel(move || kill_group(group));
     // Read stderr on a thread so that a chatty compiler cannot block on a full pipe.
@@ -273,10 +287,10 @@ pub fn compile_source(
     });
     let started = Instant::now();
     let status = loop {
-        match child
-            .try_wait()
-            .map_err(|error| ClangError::Spawn { error })?
-        {
+        match child.try_wait().map_err(|error| ClangError::Spawn {
+            binary: options.binary.clone(),
+            error,
+        })? {
             Some(status) => break status,
             None if started.elapsed() >= options.timeout => {
                 kill_group(group);
@@ -465,9 +479,9 @@ char LICENSE[] SEC("license") = "GPL";
     #[test]
     fn the_version_is_clang_19() {
         assert!(
-            version().unwrap().contains("clang version 19."),
+            version(Path::new(CLANG)).unwrap().contains("clang version 19."),
             "{}",
-            version().unwrap()
+            version(Path::new(CLANG)).unwrap()
         );
     }
 

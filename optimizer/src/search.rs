@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use simplebpf_checker::Session;
-use simplebpf_compiler::backend::{self, Strategy};
+use simplebpf_compiler::backend::{self, LockPlace, Strategy};
 use simplebpf_compiler::clang::OptLevel;
 use simplebpf_dsl::ir::Program;
 
@@ -47,11 +47,11 @@ const OPT_LEVELS: [OptLevel; 2] = [OptLevel::O2, OptLevel::Os];
 
 /// Every variant in the order they are tried: the build's own first (the program before
 /// optimization), then each strategy with each optimisation level.
-pub fn variants(base: OptLevel, takes_lock: bool) -> Vec<Variant> {
+pub fn variants(base: OptLevel, takes_lock: bool, lock_places: &[LockPlace]) -> Vec<Variant> {
     let mut levels = vec![base];
     levels.extend(OPT_LEVELS.into_iter().filter(|level| *level != base));
     let mut all = Vec::new();
-    for strategy in Strategy::all(takes_lock) {
+    for strategy in Strategy::all_within(takes_lock, lock_places) {
         for &opt_level in &levels {
             all.push(Variant {
                 strategy,
@@ -92,6 +92,9 @@ pub struct Search<'a> {
     pub budget: Duration,
     /// Whether the first program takes the lock (its layout says).
     pub takes_lock: bool,
+    /// Where the search may put the lock (`LockPlace::ALL` unless the loader cannot load
+    /// some).
+    pub lock_places: &'a [LockPlace],
 }
 
 /// Searches from `first`, the gated program of `variants(..)[0]`. A machine failure (no
@@ -104,7 +107,11 @@ pub fn search(
     scratch: &Path,
 ) -> Result<Searched, Rejection> {
     let start = Instant::now();
-    let all = variants(search.gate.clang.opt_level, search.takes_lock);
+    let all = variants(
+        search.gate.clang.opt_level,
+        search.takes_lock,
+        search.lock_places,
+    );
     // A variant strictly cheaper than the best so far, and which variant it is.
     let mut cheaper: Option<(Gated, Variant)> = None;
     let mut accepted = 1;
@@ -265,7 +272,7 @@ mod tests {
     fn the_builds_own_variant_comes_first_and_none_repeats() {
         for base in OptLevel::ALL {
             for takes_lock in [false, true] {
-                let all = variants(base, takes_lock);
+                let all = variants(base, takes_lock, &LockPlace::ALL);
                 assert_eq!(all[0].opt_level, base);
                 assert_eq!(all[0].strategy.filter, FilterShape::default());
                 assert_eq!(all[0].strategy.lock.is_some(), takes_lock);
@@ -275,5 +282,21 @@ mod tests {
                 assert!(all.len() >= Strategy::all(takes_lock).len() * OPT_LEVELS.len());
             }
         }
+    }
+
+    #[test]
+    fn a_loader_that_cannot_load_a_lock_in_global_data_never_gets_one() {
+        let all = variants(OptLevel::O2, true, &[LockPlace::ArrayMap]);
+        assert!(!all.is_empty());
+        assert!(
+            all.iter()
+                .all(|v| v.strategy.lock == Some(LockPlace::ArrayMap))
+        );
+        let everywhere = variants(OptLevel::O2, true, &LockPlace::ALL);
+        assert!(
+            everywhere
+                .iter()
+                .any(|v| v.strategy.lock == Some(LockPlace::GlobalData))
+        );
     }
 }

@@ -84,7 +84,6 @@ impl LlmArgs {
     /// The HTTP client, or why there is none.
     #[cfg(feature = "llm")]
     pub fn client(&self) -> Result<simplebpf_compiler::llm::client::Client, String> {
-        use simplebpf_compiler::llm::client::{Client, ClientConfig};
         let url = self
             .llm_url
             .clone()
@@ -93,21 +92,60 @@ impl LlmArgs {
             .llm_model
             .clone()
             .ok_or("--backend llm and --llm-optimize need the model's name: --llm-model or SIMPLEBPF_LLM_MODEL")?;
-        let api_key = ["SIMPLEBPF_LLM_API_KEY", "OPENAI_API_KEY"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|key| !key.is_empty()));
-        Client::new(ClientConfig {
-            base_url: url,
+        client(ClientChoice {
+            url,
             model,
-            api_key,
-            connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(self.llm_timeout),
             stream: self.llm_stream,
             max_tokens: self.llm_max_tokens,
-            retry: Default::default(),
         })
-        .map_err(|err| err.to_string())
     }
+}
+
+/// Where the API key is read from: the first of these that is set and not empty.
+pub const API_KEY_ENV: [&str; 2] = ["SIMPLEBPF_LLM_API_KEY", "OPENAI_API_KEY"];
+
+/// What a client is for: the server, the model and how to ask.
+#[derive(Debug, Clone)]
+pub struct ClientChoice {
+    pub url: String,
+    pub model: String,
+    pub request_timeout: Duration,
+    pub stream: bool,
+    pub max_tokens: u32,
+}
+
+impl ClientChoice {
+    /// `--llm-timeout`, `--llm-max-tokens` and streaming at their defaults.
+    pub fn new(url: String, model: String) -> ClientChoice {
+        ClientChoice {
+            url,
+            model,
+            request_timeout: Duration::from_secs(300),
+            stream: true,
+            max_tokens: 4096,
+        }
+    }
+}
+
+/// The HTTP client, with the API key from the environment.
+#[cfg(feature = "llm")]
+pub fn client(choice: ClientChoice) -> Result<simplebpf_compiler::llm::client::Client, String> {
+    use simplebpf_compiler::llm::client::{Client, ClientConfig};
+    let api_key = API_KEY_ENV
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|key| !key.is_empty()));
+    Client::new(ClientConfig {
+        base_url: choice.url,
+        model: choice.model,
+        api_key,
+        connect_timeout: Duration::from_secs(10),
+        request_timeout: choice.request_timeout,
+        stream: choice.stream,
+        max_tokens: choice.max_tokens,
+        retry: Default::default(),
+    })
+    .map_err(|err| err.to_string())
 }
 
 /// The progress line: round, chunks so far, elapsed; a line per finished answer. Nothing

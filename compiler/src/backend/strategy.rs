@@ -64,10 +64,16 @@ impl Strategy {
     /// Every strategy for a program that does or does not take a lock, in the order the
     /// search tries them (the default first).
     pub fn all(takes_lock: bool) -> Vec<Strategy> {
-        let locks = if takes_lock {
-            LockPlace::ALL.map(Some).to_vec()
-        } else {
-            vec![None]
+        Strategy::all_within(takes_lock, &LockPlace::ALL)
+    }
+
+    /// Every strategy whose lock is in one of `places` (a loader may not load the others:
+    /// aya 0.14 and a lock in global data); with no place given, the default one.
+    pub fn all_within(takes_lock: bool, places: &[LockPlace]) -> Vec<Strategy> {
+        let locks = match (takes_lock, places) {
+            (false, _) => vec![None],
+            (true, []) => vec![Some(LockPlace::default())],
+            (true, places) => places.iter().copied().map(Some).collect(),
         };
         let mut all = Vec::new();
         for lock in locks {
