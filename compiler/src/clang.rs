@@ -479,7 +479,9 @@ char LICENSE[] SEC("license") = "GPL";
     #[test]
     fn the_version_is_clang_19() {
         assert!(
-            version(Path::new(CLANG)).unwrap().contains("clang version 19."),
+            version(Path::new(CLANG))
+                .unwrap()
+                .contains("clang version 19."),
             "{}",
             version(Path::new(CLANG)).unwrap()
         );
