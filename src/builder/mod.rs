@@ -355,7 +355,7 @@ impl Builder {
         options: &BuildOptions,
     ) -> Result<Built, BuildError> {
         let conversations = Conversations::default();
-        let ask = !self.locked && std::env::var_os(DOCS_RS).is_none();
+        let ask = may_ask_model(self.locked, std::env::var_os(DOCS_RS).is_some());
         let settings = LlmSettings {
             url: self.llm_server.as_ref().map(|(url, _)| url.clone()),
             model: self.llm_server.as_ref().map(|(_, model)| model.clone()),
@@ -399,6 +399,12 @@ impl Builder {
                 .to_string(),
         )
     }
+}
+
+/// Whether a build may ask the model: only when the caller opted in (`locked(false)`), and
+/// never on docs.rs, which builds without a network.
+fn may_ask_model(locked: bool, on_docs_rs: bool) -> bool {
+    !locked && !on_docs_rs
 }
 
 /// The model a build may ask, when this simplebpf has an HTTP client.
@@ -487,5 +493,21 @@ fn remove_outputs(dir: &OutputDir, name: &str) {
         if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
             let _ = std::fs::remove_file(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_asked_only_when_opted_in_and_never_on_docs_rs() {
+        assert!(may_ask_model(false, false));
+        assert!(!may_ask_model(true, false));
+        assert!(!may_ask_model(false, true));
+        assert!(!may_ask_model(true, true));
+        let builder = Builder::new("p.appnet");
+        assert!(builder.locked, "locked by default");
+        assert_eq!(builder.backend, Backend::Rules);
     }
 }

@@ -56,6 +56,10 @@ fn main() {
     for policy in [Policy::Logging, Policy::LoggingFault] {
         run(policy);
     }
+    // The generated aya functions for a float, an Instant set from the load time, and a
+    // hash map.
+    run_ratelimit();
+    run_sizes();
     println!(
         "veth end-to-end test: passed in {:.1} s",
         start.elapsed().as_secs_f64()
@@ -84,6 +88,8 @@ fn cannot_run() -> Option<String> {
 enum Policy {
     Logging,
     LoggingFault,
+    Ratelimit,
+    Sizes,
 }
 
 impl Policy {
@@ -91,10 +97,13 @@ impl Policy {
         match self {
             Policy::Logging => "logging",
             Policy::LoggingFault => "logging-fault",
+            Policy::Ratelimit => "ratelimit",
+            Policy::Sizes => "sizes",
         }
     }
 }
 
+/// A counting policy: non-RPC traffic changes nothing, RPCs are all counted.
 fn run(policy: Policy) {
     let started = Instant::now();
     let net = Namespaces::create();
@@ -137,6 +146,7 @@ fn run(policy: Policy) {
             );
             expected = format!("; 99.9 % bounds of the drops: [{low}, {high}]");
         }
+        Policy::Ratelimit | Policy::Sizes => unreachable!("they have their own runs"),
     }
     println!(
         "veth {}: {RPCS} RPCs of {PAYLOAD} bytes and 26 non-RPC probes: {}{expected} ({:.1} s)",
@@ -306,6 +316,11 @@ impl Loader {
 
     /// Ctrl-C: the loader detaches and prints the final state.
     fn stop(&mut self) -> BTreeMap<String, i64> {
+        parse_state(&self.stop_line())
+    }
+
+    /// Ctrl-C: the loader detaches; its final state line as printed.
+    fn stop_line(&mut self) -> String {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
@@ -316,7 +331,7 @@ impl Loader {
             if let Some(state) = line.strip_prefix("detached; final: ") {
                 let exit = self.child.wait().expect("the loader exits");
                 assert!(exit.success(), "the loader exited with {exit}");
-                return parse_state(state);
+                return state.to_string();
             }
         }
     }
@@ -332,7 +347,7 @@ impl Drop for Loader {
 }
 
 /// `req_count 12, drop_count 1` as names and values.
-fn parse_state(line: &str) -> BTreeMap<String, i64> {
+fn parse_state<T: std::str::FromStr>(line: &str) -> BTreeMap<String, T> {
     line.split(", ")
         .map(|pair| {
             let (name, value) = pair
@@ -344,6 +359,49 @@ fn parse_state(line: &str) -> BTreeMap<String, i64> {
             (name.to_string(), value)
         })
         .collect()
+}
+
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// The token bucket: `write_init` put the load time in `last` (a `u64` read back from
+/// `.bss`) and the bucket starts full (a float at its scale, read back from `.data`); a
+/// burst of RPCs far above 1 000/s empties it.
+fn run_ratelimit() {
+    let net = Namespaces::create();
+    let before = monotonic_ns();
+    let mut loader = Loader::start(&net, Policy::Ratelimit);
+    let after = monotonic_ns();
+    let first: BTreeMap<String, f64> = parse_state(&loader.line());
+    assert_eq!(first["tokens"], 100.0, "{first:?}");
+    let last = first["last"] as u64;
+    assert!(
+        (before..=after).contains(&last),
+        "{last} not in [{before}, {after}]"
+    );
+    net.send("rpc");
+    let end: BTreeMap<String, f64> = parse_state(&loader.stop_line());
+    assert!((0.0..50.0).contains(&end["tokens"]), "{end:?}");
+    assert!(end["last"] as u64 > last, "{end:?}");
+    println!(
+        "veth ratelimit: loaded with tokens 100, last = the load time; after {RPCS} RPCs: tokens {}",
+        end["tokens"]
+    );
+}
+
+/// A hash map the program writes: after RPCs of `PAYLOAD` bytes it holds that size, read
+/// back through the generated `State::read`.
+fn run_sizes() {
+    let net = Namespaces::create();
+    let mut loader = Loader::start(&net, Policy::Sizes);
+    assert_eq!(loader.line(), "seen {}");
+    net.send("rpc");
+    let end = loader.stop_line();
+    let prefix = format!("seen {{{PAYLOAD}: ");
+    assert!(end.starts_with(&prefix) && !end.contains(','), "{end}");
+    println!("veth sizes: after {RPCS} RPCs: {end}");
 }
 
 /// In the far namespace: probes that the near namespace's stack must answer.
