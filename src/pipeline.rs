@@ -46,6 +46,8 @@ pub struct BuildOptions {
     /// Where the optimizer may put the lock: every place by default; only the array map for
     /// a program aya 0.14 will load (it gives global data no BTF).
     pub lock_places: Vec<LockPlace>,
+    /// Who hears the optimizer's progress (`build` on a terminal).
+    pub progress: Option<std::sync::Arc<dyn search::ProgressSink>>,
 }
 
 impl Default for BuildOptions {
@@ -61,6 +63,7 @@ impl Default for BuildOptions {
             cancel: Cancel::new(),
             optimize: Some(DEFAULT_OPTIMIZE_BUDGET),
             lock_places: LockPlace::ALL.to_vec(),
+            progress: None,
         }
     }
 }
@@ -465,6 +468,7 @@ fn build_rules(
                     budget,
                     takes_lock: emitted.layout.lock,
                     lock_places: &options.lock_places,
+                    progress: options.progress.as_deref(),
                 },
                 first,
                 session,

@@ -12,7 +12,7 @@ use simplebpf_compiler::backend::{self, LockPlace, Strategy};
 use simplebpf_compiler::clang::OptLevel;
 use simplebpf_dsl::ir::Program;
 
-use crate::gate::{Candidate, GateOptions, Gated, Origin, Reason, Rejection, Source, gate};
+use crate::gate::{Candidate, Cost, GateOptions, Gated, Origin, Reason, Rejection, Source, gate};
 use crate::rewrite::{self, Rule};
 
 /// One point of the search space.
@@ -82,6 +82,20 @@ pub struct Searched {
     pub elapsed: Duration,
 }
 
+/// Where the search stands after each variant: how many of them are done, and the cost of
+/// the best program so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub best: Cost,
+}
+
+/// Who hears the search's progress (the command line draws a line on a terminal).
+pub trait ProgressSink: std::fmt::Debug + Send + Sync {
+    fn progress(&self, progress: &Progress);
+}
+
 /// The search's inputs besides the first program.
 #[derive(Debug)]
 pub struct Search<'a> {
@@ -95,6 +109,7 @@ pub struct Search<'a> {
     /// Where the search may put the lock (`LockPlace::ALL` unless the loader cannot load
     /// some).
     pub lock_places: &'a [LockPlace],
+    pub progress: Option<&'a dyn ProgressSink>,
 }
 
 /// Searches from `first`, the gated program of `variants(..)[0]`. A machine failure (no
@@ -122,6 +137,14 @@ pub fn search(
     let mut seen = BTreeSet::from([(first.c_source.clone(), all[0].opt_level)]);
     let mut duplicates = 0;
     for (index, variant) in all.iter().enumerate().skip(1) {
+        if let Some(sink) = search.progress {
+            let best = cheaper.as_ref().map_or(&first, |(best, _)| best);
+            sink.progress(&Progress {
+                done: index,
+                total: all.len(),
+                best: best.cost(),
+            });
+        }
         let candidate = match emit(search, *variant) {
             Ok(candidate) => candidate,
             Err(rejection) => {

@@ -1,6 +1,6 @@
 //! `simplebpf build`: a policy to `<name>.bpf.c`, `<name>.bpf.o` and `<name>.report.json`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         timeout: args.checker.timeout(),
         cancel: cancel.clone(),
         optimize: (!args.no_optimize).then(|| Duration::from_secs(args.optimize_budget)),
+        progress: (args.format == Format::Text && std::io::stderr().is_terminal())
+            .then(|| std::sync::Arc::new(SearchLine) as _),
         ..BuildOptions::default()
     };
     let result = match args.backend {
@@ -96,6 +98,9 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         }
         BackendArg::Llm => build_llm(&name, &file, &options, args),
     };
+    if options.progress.is_some() {
+        SearchLine::clear();
+    }
     let generated = format!("the program generated for {}", file.name());
     let built = match result {
         Ok(built) => built,
@@ -183,6 +188,31 @@ pub fn build(args: &BuildArgs, cancel: &Cancel) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// The optimizer's progress as one line on standard error (a terminal), redrawn per variant
+/// and cleared when the build is done.
+#[derive(Debug)]
+struct SearchLine;
+
+impl SearchLine {
+    fn clear() {
+        eprint!("\r\x1b[K");
+    }
+}
+
+impl simplebpf_optimizer::search::ProgressSink for SearchLine {
+    fn progress(&self, progress: &simplebpf_optimizer::search::Progress) {
+        let best = match progress.best.jited {
+            Some(jited) => format!("{jited} JIT instructions"),
+            None => format!("{} BPF instructions", progress.best.elf),
+        };
+        eprint!(
+            "\r\x1b[Koptimizing: variant {} of {}, best so far {best}",
+            progress.done + 1,
+            progress.total
+        );
+    }
 }
 
 /// The LLM backend's build: the client (when this simplebpf has one) and the progress line.
