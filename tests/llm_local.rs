@@ -213,3 +213,57 @@ fn the_llm_optimizer_never_makes_a_build_costlier() {
         outcomes.join(", ")
     );
 }
+
+/// A build script that opts in (`locked(false)` and a server) asks the real model over HTTP
+/// through the same pipeline, and ends with a proven object and its lock, or with no output
+/// at all: a build script keeps no fallback (`Fallback::None`).
+#[test]
+fn a_build_script_that_opts_in_asks_the_real_model_and_keeps_only_a_proven_program() {
+    let Some((url, model)) = server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("fault.appnet");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fault.appnet"),
+        &policy,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let result = simplebpf::Builder::new(&policy)
+        .backend(simplebpf::Backend::Llm)
+        .locked(false)
+        .llm_server(url, model)
+        .llm_rounds(2)
+        .llm_max_tokens(384)
+        .optimize(false)
+        .out_dir(&out)
+        .cargo_messages(false)
+        .build();
+    let lock = dir.path().join("fault.appnet.lock");
+    match result {
+        Ok(output) => {
+            assert!(output.proven);
+            assert!(output.object.exists() && output.module.exists());
+            assert!(lock.exists(), "an accepted answer is locked");
+        }
+        Err(simplebpf::BuildScriptError::Build(simplebpf::pipeline::BuildError::NoAnswer {
+            rounds,
+            ..
+        })) => {
+            assert_eq!(rounds.len(), 2, "{rounds:?}");
+            for round in &rounds {
+                assert!(OUTCOMES.contains(&round.outcome.name()), "{round:?}");
+                assert_ne!(round.outcome.name(), "http_error", "{round:?}");
+            }
+            assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+            assert!(!lock.exists());
+        }
+        Err(other) => panic!("{other}"),
+    }
+    eprintln!(
+        "build script with the local model: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -62,6 +62,8 @@ pub struct Builder {
     backend: Backend,
     locked: bool,
     llm_server: Option<(String, String)>,
+    llm_rounds: usize,
+    llm_max_tokens: u32,
     out_dir: Option<PathBuf>,
     clang: Option<PathBuf>,
     aya: bool,
@@ -133,6 +135,8 @@ impl Builder {
             backend: Backend::Rules,
             locked: true,
             llm_server: None,
+            llm_rounds: Conversations::default().rounds,
+            llm_max_tokens: crate::commands::llm::DEFAULT_MAX_TOKENS,
             out_dir: None,
             clang: None,
             aya: false,
@@ -173,6 +177,19 @@ impl Builder {
     /// wants one, is read from `SIMPLEBPF_LLM_API_KEY` or `OPENAI_API_KEY`.
     pub fn llm_server(&mut self, url: impl Into<String>, model: impl Into<String>) -> &mut Builder {
         self.llm_server = Some((url.into(), model.into()));
+        self
+    }
+
+    /// Answers the model may give when it is asked, each rejection fed back. Default 3.
+    pub fn llm_rounds(&mut self, rounds: usize) -> &mut Builder {
+        self.llm_rounds = rounds.max(1);
+        self
+    }
+
+    /// The most tokens one answer may have (a longer one is truncated and rejected).
+    /// Default 4096.
+    pub fn llm_max_tokens(&mut self, tokens: u32) -> &mut Builder {
+        self.llm_max_tokens = tokens;
         self
     }
 
@@ -354,7 +371,10 @@ impl Builder {
         file: &SourceFile,
         options: &BuildOptions,
     ) -> Result<Built, BuildError> {
-        let conversations = Conversations::default();
+        let conversations = Conversations {
+            rounds: self.llm_rounds,
+            samples: 1,
+        };
         let ask = may_ask_model(self.locked, std::env::var_os(DOCS_RS).is_some());
         let settings = LlmSettings {
             url: self.llm_server.as_ref().map(|(url, _)| url.clone()),
@@ -388,8 +408,9 @@ impl Builder {
             .llm_server
             .clone()
             .ok_or("locked(false) needs the model's server: llm_server(url, model)")?;
-        crate::commands::llm::client(crate::commands::llm::ClientChoice::new(url, model))
-            .map(ModelClient)
+        let mut choice = crate::commands::llm::ClientChoice::new(url, model);
+        choice.max_tokens = self.llm_max_tokens;
+        crate::commands::llm::client(choice).map(ModelClient)
     }
 
     #[cfg(not(feature = "llm"))]

@@ -53,7 +53,7 @@ pub struct LlmArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub llm_timeout: u64,
     /// The most tokens an answer may have (a longer one is truncated and rejected).
-    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(64..=65536))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOKENS, value_parser = clap::value_parser!(u32).range(64..=65536))]
     pub llm_max_tokens: u32,
     /// Ask for the answer as a stream (server-sent events) or in one piece.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
@@ -102,6 +102,9 @@ impl LlmArgs {
     }
 }
 
+/// `--llm-max-tokens` when not given.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
 /// Where the API key is read from: the first of these that is set and not empty.
 pub const API_KEY_ENV: [&str; 2] = ["SIMPLEBPF_LLM_API_KEY", "OPENAI_API_KEY"];
 
@@ -123,7 +126,7 @@ impl ClientChoice {
             model,
             request_timeout: Duration::from_secs(300),
             stream: true,
-            max_tokens: 4096,
+            max_tokens: DEFAULT_MAX_TOKENS,
         }
     }
 }
