@@ -507,13 +507,18 @@ fn refused(file: &SourceFile, error: BuildError, options: &BuildOptions) -> Buil
 }
 
 /// Removes a policy's outputs from an earlier build (a failed build must not leave a stale
-/// object for the crate to include). Only regular files and links of those four names go.
+/// object for the crate to include). Only files and links of those four names go, and a
+/// `.rs` only if simplebpf generated it: `out_dir` may be a directory with the user's own.
 fn remove_outputs(dir: &OutputDir, name: &str) {
     for suffix in [".bpf.c", ".bpf.o", ".report.json", ".rs"] {
         let path = dir.join(&format!("{name}{suffix}"));
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
-            let _ = std::fs::remove_file(&path);
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if metadata.is_dir() || (suffix == ".rs" && !rust_module::is_generated(&path)) {
+            continue;
         }
+        let _ = std::fs::remove_file(&path);
     }
 }
 
