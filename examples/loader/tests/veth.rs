@@ -53,8 +53,13 @@ fn main() {
         return;
     }
     let start = Instant::now();
-    for policy in [Policy::Logging, Policy::LoggingFault] {
-        run(policy);
+    for (policy, mode) in [
+        (Policy::Logging, "skb"),
+        (Policy::LoggingFault, "skb"),
+        // veth runs XDP in its driver too.
+        (Policy::Logging, "drv"),
+    ] {
+        run(policy, mode);
     }
     // The generated aya functions for a float, an Instant set from the load time, and a
     // hash map.
@@ -104,10 +109,10 @@ impl Policy {
 }
 
 /// A counting policy: non-RPC traffic changes nothing, RPCs are all counted.
-fn run(policy: Policy) {
+fn run(policy: Policy, mode: &str) {
     let started = Instant::now();
     let net = Namespaces::create();
-    let mut loader = Loader::start(&net, policy);
+    let mut loader = Loader::start(&net, policy, mode);
     let quiet = loader.next_state();
     assert!(
         quiet.values().all(|v| *v == 0),
@@ -149,7 +154,7 @@ fn run(policy: Policy) {
         Policy::Ratelimit | Policy::Sizes => unreachable!("they have their own runs"),
     }
     println!(
-        "veth {}: {RPCS} RPCs of {PAYLOAD} bytes and 26 non-RPC probes: {}{expected} ({:.1} s)",
+        "veth {} ({mode}): {RPCS} RPCs of {PAYLOAD} bytes and 26 non-RPC probes: {}{expected} ({:.1} s)",
         policy.flag(),
         last.iter()
             .map(|(name, value)| format!("{name} {value}"))
@@ -277,10 +282,10 @@ struct Loader {
 }
 
 impl Loader {
-    fn start(net: &Namespaces, policy: Policy) -> Loader {
+    fn start(net: &Namespaces, policy: Policy, mode: &str) -> Loader {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &net.near, LOADER])
-            .args(["--iface", "sbpf0", "--mode", "skb", "--interval-ms", "100"])
+            .args(["--iface", "sbpf0", "--mode", mode, "--interval-ms", "100"])
             .args(["--policy", policy.flag()])
             .stdout(Stdio::piped())
             .spawn()
@@ -372,7 +377,7 @@ fn monotonic_ns() -> u64 {
 fn run_ratelimit() {
     let net = Namespaces::create();
     let before = monotonic_ns();
-    let mut loader = Loader::start(&net, Policy::Ratelimit);
+    let mut loader = Loader::start(&net, Policy::Ratelimit, "skb");
     let after = monotonic_ns();
     let first: BTreeMap<String, f64> = parse_state(&loader.line());
     assert_eq!(first["tokens"], 100.0, "{first:?}");
@@ -395,7 +400,7 @@ fn run_ratelimit() {
 /// back through the generated `State::read`.
 fn run_sizes() {
     let net = Namespaces::create();
-    let mut loader = Loader::start(&net, Policy::Sizes);
+    let mut loader = Loader::start(&net, Policy::Sizes, "skb");
     assert_eq!(loader.line(), "seen {}");
     net.send("rpc");
     let end = loader.stop_line();
