@@ -18,6 +18,7 @@ fn object() -> common::Compiled {
     let strategy = Strategy {
         filter: FilterShape::Fused,
         lock: None,
+        ..Strategy::default()
     };
     common::compile_with("logging_fault", &path, false, strategy)
 }

@@ -96,3 +96,30 @@ fn what_the_target_cannot_run_exactly_is_refused_with_the_reason() {
         insta::assert_snapshot!(format!("refused_{name}"), text);
     }
 }
+
+/// `addends=reloaded` puts the clobber barrier before every atomic add of a constant and
+/// nowhere else; the default puts none.
+#[test]
+fn reloaded_addends_put_a_barrier_before_each_constant_add() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/bench/logging_fault.appnet");
+    let analysis = simplebpf_dsl::analyze(&std::fs::read_to_string(&path).unwrap());
+    let program = analysis.ir.unwrap();
+    let barrier = r#"asm volatile("" ::: "r6", "r7", "r8", "r9");"#;
+    let mut reloaded = options("logging_fault");
+    reloaded.strategy.addends = backend::AddendPlace::Reloaded;
+    let c = backend::emit(&program, &reloaded).unwrap().c_source;
+    let lines: Vec<&str> = c.lines().map(str::trim).collect();
+    let adds: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("__sync_fetch_and_add("))
+        .collect();
+    assert_eq!(adds.len(), 2, "{c}");
+    for i in adds {
+        assert_eq!(lines[i - 1], barrier, "{c}");
+    }
+    assert_eq!(c.matches(barrier).count(), 2, "{c}");
+    let kept = backend::emit(&program, &options("logging_fault"))
+        .unwrap()
+        .c_source;
+    assert!(!kept.contains(barrier), "{kept}");
+}

@@ -52,6 +52,7 @@ pub struct Setup<'a> {
     pub draws: Draws,
     pub draw_call: &'a str,
     pub locked: bool,
+    pub addends: super::strategy::AddendPlace,
 }
 
 /// What one pass produced.
@@ -514,6 +515,11 @@ impl<'a> Gen<'a> {
         };
         let name = self.state_name(id).to_string();
         if let Some(CVal::Int { c, .. }) = self.expr(addend) {
+            if self.s.addends == super::strategy::AddendPlace::Reloaded {
+                // Nothing lives in r6-r9 across this point: the addend is loaded here, not
+                // kept in a register the JIT must save (the strategy `addends=reloaded`).
+                self.line("asm volatile(\"\" ::: \"r6\", \"r7\", \"r8\", \"r9\");");
+            }
             // One atomic instruction: concurrent invocations never lose an update (§4.5).
             self.line(&format!("__sync_fetch_and_add(&{name}, {c});"));
         }

@@ -20,7 +20,7 @@ use simplebpf_dsl::{Code, Diagnostic};
 
 use handler::{Draws, Gen, ScaleVar, Setup};
 use layout::{Codec, Layout, Storage, VarLayout, is_scalar};
-pub use strategy::{FilterShape, LockPlace, Strategy};
+pub use strategy::{AddendPlace, FilterShape, LockPlace, Strategy};
 
 pub use crate::contract::EncodeError;
 use crate::contract::{len_symbol, scale_symbol};
@@ -179,6 +179,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
             draws,
             draw_call,
             locked,
+            addends: options.strategy.addends,
         };
         let generated = Gen::run(&setup);
         let mut changed = None;
