@@ -61,13 +61,20 @@ pub struct Builder {
     optimize: bool,
     backend: Backend,
     locked: bool,
-    llm_server: Option<(String, String)>,
+    llm_server: Option<LlmServer>,
     llm_rounds: usize,
     llm_max_tokens: u32,
     out_dir: Option<PathBuf>,
     clang: Option<PathBuf>,
     aya: bool,
     cargo: bool,
+}
+
+/// The server and model `locked(false)` asks.
+#[derive(Debug, Clone)]
+struct LlmServer {
+    url: String,
+    model: String,
 }
 
 /// What a build wrote.
@@ -176,7 +183,10 @@ impl Builder {
     /// the LLM backend asks when `locked(false)`. Default none. The API key, if the server
     /// wants one, is read from `SIMPLEBPF_LLM_API_KEY` or `OPENAI_API_KEY`.
     pub fn llm_server(&mut self, url: impl Into<String>, model: impl Into<String>) -> &mut Builder {
-        self.llm_server = Some((url.into(), model.into()));
+        self.llm_server = Some(LlmServer {
+            url: url.into(),
+            model: model.into(),
+        });
         self
     }
 
@@ -377,8 +387,8 @@ impl Builder {
         };
         let ask = may_ask_model(self.locked, std::env::var_os(DOCS_RS).is_some());
         let settings = LlmSettings {
-            url: self.llm_server.as_ref().map(|(url, _)| url.clone()),
-            model: self.llm_server.as_ref().map(|(_, model)| model.clone()),
+            url: self.llm_server.as_ref().map(|server| server.url.clone()),
+            model: self.llm_server.as_ref().map(|server| server.model.clone()),
             conversations,
             fallback: Fallback::None,
             lock: if ask { LockMode::Use } else { LockMode::Locked },
@@ -404,11 +414,11 @@ impl Builder {
 
     #[cfg(feature = "llm")]
     fn client(&self) -> Result<ModelClient, String> {
-        let (url, model) = self
+        let server = self
             .llm_server
             .clone()
             .ok_or("locked(false) needs the model's server: llm_server(url, model)")?;
-        let mut choice = crate::commands::llm::ClientChoice::new(url, model);
+        let mut choice = crate::commands::llm::ClientChoice::new(server.url, server.model);
         choice.max_tokens = self.llm_max_tokens;
         crate::commands::llm::client(choice).map(ModelClient)
     }

@@ -94,16 +94,16 @@ pub(crate) fn module_name(name: &str) -> String {
 /// A variable's name as a Rust field: keywords raw, the few that cannot be raw with `_`.
 pub(super) fn field(name: &str) -> String {
     const NOT_RAW: [&str; 5] = ["self", "Self", "super", "crate", "_"];
-    const KEYWORDS: [&str; 45] = [
+    const KEYWORDS: [&str; 48] = [
         "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern",
         "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move",
-        "mut", "pub", "ref", "return", "static", "struct", "trait", "true", "type", "unsafe",
-        "use", "where", "while", "abstract", "become", "box", "do", "final", "macro", "override",
-        "priv", "typeof", "yield",
+        "mut", "pub", "ref", "return", "static", "struct", "trait", "true", "try", "type",
+        "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
+        "override", "priv", "typeof", "unsized", "virtual", "yield",
     ];
     if NOT_RAW.contains(&name) {
         format!("{name}_")
-    } else if KEYWORDS.contains(&name) || name == "try" || name == "virtual" || name == "unsized" {
+    } else if KEYWORDS.contains(&name) {
         format!("r#{name}")
     } else {
         name.to_string()
@@ -461,4 +461,21 @@ pub(super) fn scale_literal(scale: Option<&BigInt>) -> String {
         "{:?}",
         scale.and_then(ToPrimitive::to_f64).unwrap_or(1.0_f64)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_rust_identifiers() {
+        assert_eq!(field("req_count"), "req_count");
+        assert_eq!(field("type"), "r#type");
+        assert_eq!(field("gen"), "r#gen");
+        assert_eq!(field("self"), "self_");
+        assert_eq!(module_name("logging_fault"), "logging_fault");
+        assert_eq!(module_name("my-policy.v2"), "my_policy_v2");
+        assert_eq!(module_name("9lives"), "_9lives");
+        assert_eq!(module_name("match"), "r#match");
+    }
 }
