@@ -182,9 +182,7 @@ pub fn search(
             untried += 1;
         } else {
             candidates += 1;
-            let mut gate_options = search.gate.clone();
-            gate_options.require_proof = true;
-            match gate(candidate, Some(session), &gate_options, scratch) {
+            match judge(search, winner_variant, candidate, session, scratch) {
                 Ok(mut gated) => {
                     accepted += 1;
                     if gated.cost().is_cheaper_than(&winner.cost()) {

@@ -348,12 +348,12 @@ impl Builder {
             after,
             aya: self.aya,
         };
-        let module_path = dir.join(&format!("{name}.rs"));
+        let module_file = format!("{name}.rs");
+        let module_path = dir.join(&module_file);
         let module = rust_module::render(&spec).map_err(|error| BuildScriptError::Module {
             path: module_path.clone(),
             error,
         })?;
-        let module_file = format!("{name}.rs");
         let written = pipeline::write_outputs_with(
             &built,
             dir,
@@ -399,17 +399,7 @@ impl Builder {
             Ok(client) => Ok(client.as_model()),
             Err(why) => Err(why.clone()),
         };
-        let mut progress = crate::commands::llm::Progress::new(conversations);
-        pipeline::build_llm(
-            name,
-            &file.bytes,
-            options,
-            pipeline::LlmRun {
-                settings: &settings,
-                model,
-                observer: &mut progress,
-            },
-        )
+        crate::commands::llm::build_with_progress(name, &file.bytes, options, &settings, model)
     }
 
     #[cfg(feature = "llm")]

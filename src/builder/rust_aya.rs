@@ -194,13 +194,18 @@ pub(super) fn render(out: &mut String, spec: &ModuleSpec<'_>) -> Result<(), Modu
 "#,
     )
     .expect("writes");
-    if !sections.is_empty() {
+    if !sections.is_empty() || uses_maps {
         out.push_str(
             r#"
     fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> StateError {
         move |error| StateError::Map { map, error }
     }
-
+"#,
+        );
+    }
+    if !sections.is_empty() {
+        out.push_str(
+            r#"
     fn section<const N: usize>(ebpf: &aya::Ebpf, name: &'static str) -> Result<[u8; N], StateError> {
         let map = ebpf.map(name).ok_or(StateError::NoMap(name))?;
         let array = aya::maps::Array::<_, [u8; N]>::try_from(map).map_err(map_error(name))?;
@@ -226,15 +231,6 @@ pub(super) fn render(out: &mut String, spec: &ModuleSpec<'_>) -> Result<(), Modu
         );
     }
     if uses_maps {
-        if sections.is_empty() {
-            out.push_str(
-                r#"
-    fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> StateError {
-        move |error| StateError::Map { map, error }
-    }
-"#,
-            );
-        }
         out.push_str(
             r#"
     type Entries<const K: usize, const V: usize> = Vec<([u8; K], [u8; V])>;

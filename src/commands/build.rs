@@ -10,7 +10,7 @@ use simplebpf_compiler::kernel;
 use simplebpf_optimizer::{KernelOutcome, KernelUse, Rejection};
 
 use super::Outcome;
-use super::llm::{BackendArg, LlmArgs, Progress};
+use super::llm::{BackendArg, LlmArgs};
 use crate::backend::LockFailure;
 use crate::output::{self, Format};
 use crate::outputs::{OutputDir, OutputError};
@@ -240,17 +240,7 @@ fn build_llm(
     } else {
         model
     };
-    let mut progress = Progress::new(settings.conversations);
-    pipeline::build_llm(
-        name,
-        &file.bytes,
-        options,
-        pipeline::LlmRun {
-            settings: &settings,
-            model,
-            observer: &mut progress,
-        },
-    )
+    super::llm::build_with_progress(name, &file.bytes, options, &settings, model)
 }
 
 /// The rules backend's build with the LLM optimizer after the search.
@@ -266,7 +256,7 @@ fn build_llm_optimized(
         rounds: usize::from(args.optimize_rounds),
         samples: 1,
     };
-    let mut progress = Progress::new(conversations);
+    let mut progress = super::llm::Progress::new(conversations);
     pipeline::build_with_llm_optimizer(
         name,
         &file.bytes,

@@ -6,10 +6,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use simplebpf_compiler::llm::Model;
 use simplebpf_optimizer::llm::{Conversations, Observer, Round};
 
 use crate::backend::{Fallback, LlmSettings, LockMode};
 use crate::lock::Lock;
+use crate::pipeline::{self, BuildError, BuildOptions, Built};
 
 /// Who writes the C.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -50,13 +52,13 @@ pub struct LlmArgs {
     #[arg(long)]
     pub update_lock: bool,
     /// Seconds one request may take, the answer included.
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub llm_timeout: u64,
     /// The most tokens an answer may have (a longer one is truncated and rejected).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOKENS, value_parser = clap::value_parser!(u32).range(64..=65536))]
     pub llm_max_tokens: u32,
     /// Ask for the answer as a stream (server-sent events) or in one piece.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, value_name = "BOOL", default_value_t = DEFAULT_STREAM, action = clap::ArgAction::Set)]
     pub llm_stream: bool,
 }
 
@@ -105,6 +107,12 @@ impl LlmArgs {
 /// `--llm-max-tokens` when not given.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
+/// `--llm-timeout` when not given, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// `--llm-stream` when not given.
+pub const DEFAULT_STREAM: bool = true;
+
 /// Where the API key is read from: the first of these that is set and not empty.
 pub const API_KEY_ENV: [&str; 2] = ["SIMPLEBPF_LLM_API_KEY", "OPENAI_API_KEY"];
 
@@ -124,8 +132,8 @@ impl ClientChoice {
         ClientChoice {
             url,
             model,
-            request_timeout: Duration::from_secs(300),
-            stream: true,
+            request_timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            stream: DEFAULT_STREAM,
             max_tokens: DEFAULT_MAX_TOKENS,
         }
     }
@@ -149,6 +157,28 @@ pub fn client(choice: ClientChoice) -> Result<simplebpf_compiler::llm::client::C
         retry: Default::default(),
     })
     .map_err(|err| err.to_string())
+}
+
+/// The LLM backend's build (`pipeline::build_llm`) with the progress line: `model` is the
+/// client, or why there is none. `simplebpf build` and `simplebpf::Builder` both call it.
+pub fn build_with_progress(
+    name: &str,
+    source: &[u8],
+    options: &BuildOptions,
+    settings: &LlmSettings,
+    model: Result<&dyn Model, String>,
+) -> Result<Built, BuildError> {
+    let mut progress = Progress::new(settings.conversations);
+    pipeline::build_llm(
+        name,
+        source,
+        options,
+        pipeline::LlmRun {
+            settings,
+            model,
+            observer: &mut progress,
+        },
+    )
 }
 
 /// The progress line: round, chunks so far, elapsed; a line per finished answer. Nothing
