@@ -7,8 +7,10 @@
 //! program that `run` and `build` then refuse with a clear reason.
 
 mod display;
+mod shape;
 mod types;
 
+pub use shape::same_shape;
 pub use types::Type;
 
 use num_rational::BigRational;
@@ -342,7 +344,7 @@ impl Handler {
 }
 
 /// Calls `f` on every statement of a block, nested ones included, in order.
-pub fn walk_block<'b>(block: &'b Block, f: &mut impl FnMut(&'b Stmt)) {
+pub fn walk_block<'b>(block: &'b [Stmt], f: &mut impl FnMut(&'b Stmt)) {
     for stmt in block {
         f(stmt);
         match stmt {
