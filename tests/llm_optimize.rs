@@ -1,7 +1,9 @@
 //! The LLM optimizer (`build --llm-optimize`) against a scripted OpenAI-compatible server
-//! (real HTTP on 127.0.0.1), through the command line. The policy is `fault_condition`, whose
-//! rules-backend handler nests a test the inner one implies: a model can do better than the
-//! search there, so "cheaper and right" exists. Every object a run writes is re-checked.
+//! (real HTTP on 127.0.0.1), through the command line. The policy is `fault_condition`: the
+//! search's best program still tests the payload size in the handler, and a person can fold
+//! that test into the filter's length check (a payload of 100 bytes or less ends like a
+//! non-RPC), which the search does not try, so "cheaper and right" exists. Every object a run
+//! writes is re-checked.
 
 mod common;
 
@@ -13,9 +15,10 @@ use serde_json::Value as Json;
 
 const POLICY: &str = "fault_condition";
 
-/// The handler as the rules backend writes it, and as a person would simplify it.
-const NESTED: &str = "\tif (r < 2147483648LL) {
-\t\tif ((r < 429496730LL) && ((payload_len > 100LL))) {
+/// The handler as the search's winner (`branches=merged`) writes it.
+const MERGED: &str = "\tif ((payload_len > 100LL)) {
+\t\tr = (__s64)(bpf_get_prandom_u32());
+\t\tif (r < 429496730LL) {
 \t\t\treturn XDP_DROP;\t/* err('fault_injected') */
 \t\t} else {
 \t\t\treturn XDP_PASS;\t/* forward */
@@ -24,15 +27,31 @@ const NESTED: &str = "\tif (r < 2147483648LL) {
 \t\treturn XDP_PASS;\t/* forward */
 \t}
 ";
-const FLAT: &str = "\tif (r < 429496730LL && payload_len > 100LL)
+/// The same with the size test gone from the handler, for the filter below.
+const FOLDED: &str = "\tr = (__s64)(bpf_get_prandom_u32());
+\tif (r < 429496730LL)
 \t\treturn XDP_DROP;
 \treturn XDP_PASS;
 ";
 /// One more draw value dropped: the threshold is off by one.
-const FLAT_WRONG: &str = "\tif (r < 429496731LL && payload_len > 100LL)
+const FOLDED_WRONG: &str = "\tr = (__s64)(bpf_get_prandom_u32());
+\tif (r < 429496731LL)
 \t\treturn XDP_DROP;
 \treturn XDP_PASS;
 ";
+/// The fused filter's length check, and the same check refusing payloads of 100 bytes or
+/// less: the length is kept minus 101 so one range check does both.
+const LENGTH_CHECK: [(&str, &str); 3] = [
+    (
+        "((SERVICE_PORT << 16) | 8);",
+        "((SERVICE_PORT << 16) | (8 + 101));",
+    ),
+    (
+        "if (length > 0xFFF7 || end + length > data_end)",
+        "if (length > 0xFFF7 - 101 || end + 101 + length > data_end)",
+    ),
+    ("*payload_len = length;", "*payload_len = length + 101;"),
+];
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -83,7 +102,8 @@ impl Dir {
     }
 }
 
-/// The search's winner's C with its handler replaced by `handler`.
+/// The search's winner's C with the size test folded into the filter and the handler
+/// replaced by `handler`.
 fn variant(dir: &Dir, handler: &str) -> String {
     let (output, _) = dir.build("plain", &[]);
     assert!(
@@ -92,8 +112,12 @@ fn variant(dir: &Dir, handler: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     let c = std::fs::read_to_string(dir.out("plain", "bpf.c")).unwrap();
-    let changed = c.replace(NESTED, handler);
-    assert_ne!(changed, c, "the handler is the rules backend's:\n{c}");
+    let mut changed = c.replace(MERGED, handler);
+    assert_ne!(changed, c, "the handler is not the search's:\n{c}");
+    for (from, to) in LENGTH_CHECK {
+        assert!(changed.contains(from), "no `{from}` in the filter:\n{c}");
+        changed = changed.replace(from, to);
+    }
     changed
 }
 
@@ -137,7 +161,7 @@ fn jited(report: &Json, when: &str) -> Option<u64> {
 #[test]
 fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
     let dir = Dir::new();
-    let cheaper = variant(&dir, FLAT);
+    let cheaper = variant(&dir, FOLDED);
     let (_, plain) = dir.build("plain", &[]);
     let plain = plain.unwrap();
     let (server, _, report) = optimize(
@@ -162,7 +186,7 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
     // The prompt showed the search's winner, its cost and its instructions.
     let user = &server.messages(0)[1].1;
     assert!(user.contains("The best proven program so far"), "{user}");
-    assert!(user.contains(NESTED.trim_end()), "{user}");
+    assert!(user.contains(MERGED.trim_end()), "{user}");
     assert!(user.contains("call bpf_get_prandom_u32#7"), "{user}");
     if let (Some(search), Some(llm)) = (jited(&plain, "after"), jited(&report, "after")) {
         eprintln!("JIT: search {search}, LLM optimizer {llm}");
@@ -171,14 +195,21 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
             user.contains(&format!("{search} x86 instructions")),
             "{user}"
         );
+        // And the JIT's own code, one x86 instruction a line: as many as it counts.
+        let x86 = user
+            .split("made of them (what is counted):\n```\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("no x86 listing: {user}"));
+        assert_eq!(x86.lines().count() as u64, search, "{x86}");
     }
 }
 
 #[test]
 fn a_cheaper_wrong_proposal_is_refused_and_its_counterexample_is_the_next_prompt() {
     let dir = Dir::new();
-    let wrong = variant(&dir, FLAT_WRONG);
-    let right = variant(&dir, FLAT);
+    let wrong = variant(&dir, FOLDED_WRONG);
+    let right = variant(&dir, FOLDED);
     let (server, _, report) = optimize(&dir, vec![Reply::c(&wrong), Reply::c(&right)], "3");
     assert_eq!(outcomes(&report), ["not_equivalent", "accepted"]);
     let feedback = server.last_user(1);

@@ -41,6 +41,27 @@ fn every_example_becomes_readable_c() {
     }
 }
 
+/// `branches=merged` on fault_condition: one draw, taken only for a payload over 100 bytes,
+/// and `r < 0.5` gone because `r < 0.1` implies it.
+#[test]
+fn merged_branches_test_the_packet_before_the_draw() {
+    let path = examples()
+        .into_iter()
+        .find(|p| p.ends_with("bench/fault_condition.appnet"))
+        .unwrap();
+    let analysis = simplebpf_dsl::analyze(&std::fs::read_to_string(&path).unwrap());
+    let options = Options {
+        strategy: backend::Strategy {
+            branches: backend::BranchShape::Merged,
+            ..Default::default()
+        },
+        ..options("fault_condition")
+    };
+    let emitted = backend::emit(analysis.ir.as_ref().unwrap(), &options).unwrap();
+    let body = &emitted.c_source[emitted.c_source.find("SEC(\"xdp\")").unwrap()..];
+    insta::assert_snapshot!(body);
+}
+
 /// Policies the eBPF target refuses, each with the reason it must give.
 const REFUSED: &[(&str, &str)] = &[
     (

@@ -65,17 +65,25 @@ pub fn compile(name: &str, path: &PathBuf, test_hooks: bool) -> Compiled {
     compile_with(name, path, test_hooks, Strategy::default())
 }
 
-/// Every strategy the optimizer may try for the policy at `path`.
+/// Every strategy the optimizer may try for the policy at `path`, one of each set that emits
+/// the same C (the search judges those once too).
 pub fn strategies(name: &str, path: &PathBuf) -> Vec<Strategy> {
-    let options = backend::Options {
-        port: PORT,
-        name: name.to_string(),
-        test_hooks: true,
-        strategy: Strategy::default(),
+    let program = program(path);
+    let emit = |strategy: Strategy| {
+        let options = backend::Options {
+            port: PORT,
+            name: name.to_string(),
+            test_hooks: true,
+            strategy,
+        };
+        backend::emit(&program, &options).unwrap_or_else(|d| panic!("{name}: {d:?}"))
     };
-    let emitted =
-        backend::emit(&program(path), &options).unwrap_or_else(|d| panic!("{name}: {d:?}"));
-    Strategy::all(emitted.layout.lock)
+    let takes_lock = emit(Strategy::default()).layout.lock;
+    let mut seen = std::collections::BTreeSet::new();
+    Strategy::all(takes_lock)
+        .into_iter()
+        .filter(|strategy| seen.insert(emit(*strategy).c_source))
+        .collect()
 }
 
 /// `compile` with one of the rules backend's strategies.

@@ -10,7 +10,8 @@ use simplebpf_dsl::ir::{
 };
 use simplebpf_dsl::span::Span;
 
-fn any_expr(block: &Block, pred: &mut impl FnMut(&Expr) -> bool) -> bool {
+/// Whether `pred` holds of any expression in the block, nested blocks included.
+pub(super) fn any_expr(block: &[Stmt], pred: &mut impl FnMut(&Expr) -> bool) -> bool {
     let mut found = false;
     walk_block(block, &mut |stmt| {
         for expr in stmt_exprs(stmt) {

@@ -139,6 +139,22 @@ struct Cond {
     narrow_false: Vec<(VarKey, Range)>,
     /// `Some(v)` when the condition is `v` for every input and evaluating it has no effect.
     constant: Option<bool>,
+    /// `Some((var, range))` when the condition, which has no effect, holds exactly when the
+    /// variable is in the range: another condition that implies this makes it redundant.
+    exact: Option<(VarKey, Range)>,
+}
+
+impl Cond {
+    /// Whether this condition holding implies that `other` holds, from what each says of one
+    /// variable.
+    fn implies(&self, other: &Cond) -> bool {
+        let Some((var, range)) = &other.exact else {
+            return false;
+        };
+        self.narrow_true
+            .iter()
+            .any(|(v, r)| v == var && r.lo >= range.lo && r.hi <= range.hi)
+    }
 }
 
 pub struct Gen<'a> {
@@ -892,11 +908,21 @@ impl<'a> Gen<'a> {
                     (Some(false), _) => a,
                     (Some(true), _) => b,
                     (_, Some(true)) => a,
+                    // `r < 0.5 and r < 0.1`: the first adds nothing.
+                    _ if b.implies(&a) => Cond {
+                        narrow_true: a.narrow_true.into_iter().chain(b.narrow_true).collect(),
+                        ..b
+                    },
+                    _ if a.implies(&b) => Cond {
+                        narrow_true: a.narrow_true.into_iter().chain(b.narrow_true).collect(),
+                        ..a
+                    },
                     _ => Cond {
                         c: format!("({}) && ({})", a.c, b.c),
                         narrow_true: a.narrow_true.into_iter().chain(b.narrow_true).collect(),
                         narrow_false: Vec::new(),
                         constant: None,
+                        exact: None,
                     },
                 })
             }
@@ -912,6 +938,7 @@ impl<'a> Gen<'a> {
                         narrow_true: Vec::new(),
                         narrow_false: a.narrow_false.into_iter().chain(b.narrow_false).collect(),
                         constant: None,
+                        exact: None,
                     },
                 })
             }
@@ -925,12 +952,14 @@ impl<'a> Gen<'a> {
                     c,
                     narrow_true: Vec::new(),
                     narrow_false: Vec::new(),
+                    exact: None,
                 }),
                 CVal::Known(Value::Bool(b)) => Some(Cond {
                     c: u8::from(b).to_string(),
                     constant: Some(b),
                     narrow_true: Vec::new(),
                     narrow_false: Vec::new(),
+                    exact: None,
                 }),
                 _ => {
                     self.unsupported(expr.span, "this condition");
@@ -956,6 +985,7 @@ impl<'a> Gen<'a> {
                     narrow_true: Vec::new(),
                     narrow_false: Vec::new(),
                     constant: None,
+                    exact: None,
                 });
             }
         }
@@ -966,6 +996,7 @@ impl<'a> Gen<'a> {
                 constant: Some(b),
                 narrow_true: Vec::new(),
                 narrow_false: Vec::new(),
+                exact: None,
             }),
             Ok(Decision::Always(b)) => Some(Cond {
                 // Decided at build time, but the draws in it are still taken, in order.
@@ -973,6 +1004,7 @@ impl<'a> Gen<'a> {
                 constant: None,
                 narrow_true: Vec::new(),
                 narrow_false: Vec::new(),
+                exact: None,
             }),
             Ok(Decision::Test { c, narrowed }) => {
                 let (mut yes, mut no) = (Vec::new(), Vec::new());
@@ -984,11 +1016,16 @@ impl<'a> Gen<'a> {
                         no.push((var, f));
                     }
                 }
+                let exact = match yes.as_slice() {
+                    [only] if diff.all_effects().is_empty() => Some(only.clone()),
+                    _ => None,
+                };
                 Some(Cond {
                     c: with_effects(&effects, &c),
                     narrow_true: yes,
                     narrow_false: no,
                     constant: None,
+                    exact,
                 })
             }
             Err(linear::OutOfRange { range }) => {

@@ -6,6 +6,7 @@ mod handler;
 pub mod layout;
 mod linear;
 mod prelude;
+mod reshape;
 pub mod strategy;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use simplebpf_dsl::{Code, Diagnostic};
 
 use handler::{Draws, Gen, ScaleVar, Setup};
 use layout::{Codec, Layout, Storage, VarLayout, is_scalar};
-pub use strategy::{AddendPlace, FilterShape, LockPlace, Strategy};
+pub use strategy::{AddendPlace, BranchShape, FilterShape, LockPlace, Strategy};
 
 pub use crate::contract::EncodeError;
 use crate::contract::{len_symbol, scale_symbol};
@@ -68,6 +69,17 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
+    let merged;
+    let program = match options.strategy.branches {
+        BranchShape::AsWritten => program,
+        BranchShape::Merged => {
+            merged = Program {
+                req: reshape::merge_branches(&program.req),
+                ..program.clone()
+            };
+            &merged
+        }
+    };
     let initial = interp::load(program, &[], 0).map_err(|err| {
         vec![Diagnostic::new(
             Code::TargetUnsupported,

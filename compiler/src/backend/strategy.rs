@@ -76,6 +76,30 @@ impl AddendPlace {
     }
 }
 
+/// How the handler's branches are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BranchShape {
+    /// One C `if` per `match`, as the policy nests them.
+    #[default]
+    AsWritten,
+    /// Nested matches that share their other arm merged into one condition, and a draw
+    /// taken only where a packet test before it passes (`reshape.rs`): fault_condition's
+    /// `r < 0.5` then `r < prob and size > min` becomes `size > min`, then one draw and
+    /// `r < prob`.
+    Merged,
+}
+
+impl BranchShape {
+    pub const ALL: [BranchShape; 2] = [BranchShape::AsWritten, BranchShape::Merged];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BranchShape::AsWritten => "as-written",
+            BranchShape::Merged => "merged",
+        }
+    }
+}
+
 /// Everything the rules backend may vary without changing what a program means.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Strategy {
@@ -83,6 +107,7 @@ pub struct Strategy {
     /// `None` for a program that takes no lock (the array map if one does).
     pub lock: Option<LockPlace>,
     pub addends: AddendPlace,
+    pub branches: BranchShape,
 }
 
 impl Strategy {
@@ -104,11 +129,14 @@ impl Strategy {
         for lock in locks {
             for filter in FilterShape::ALL {
                 for addends in AddendPlace::ALL {
-                    all.push(Strategy {
-                        filter,
-                        lock,
-                        addends,
-                    });
+                    for branches in BranchShape::ALL {
+                        all.push(Strategy {
+                            filter,
+                            lock,
+                            addends,
+                            branches,
+                        });
+                    }
                 }
             }
         }
@@ -124,6 +152,9 @@ impl Strategy {
         }
         if self.addends != AddendPlace::default() {
             out.push_str(&format!(" addends={}", self.addends.name()));
+        }
+        if self.branches != BranchShape::default() {
+            out.push_str(&format!(" branches={}", self.branches.name()));
         }
         out
     }

@@ -1,0 +1,288 @@
+//! `branches=merged` (docs/optimizer.md): the `req` handler rewritten, IR to IR, into one
+//! that means the same under the language's short-circuit `and` but branches less, so clang
+//! emits fewer tests and a draw is taken only on the paths that need it.
+//!
+//! Two rewrites, both exact for every input:
+//! - `if A { if B { X } else { Y } } else { Y }` is `if A and B { X } else { Y }`: when `A`
+//!   fails, `B` is not evaluated either way.
+//! - `r = <draw>; if P and Q { X } else { Y }`, where the conjuncts `P` neither read `r` nor
+//!   can fail, becomes `if P { r = <draw>; if Q { X } else { Y } } else { Y }`. The draw is
+//!   skipped where `P` is false. Only a draw after which no other draw is taken on that path
+//!   may be skipped, because the checker matches draws by order (the k-th
+//!   `bpf_get_prandom_u32` is the policy's k-th draw); and nothing else may read `r`.
+//!
+//! The checker, not this module, is what makes a program under this strategy correct: the
+//! search judges each one through the gate.
+
+use simplebpf_dsl::ir::{
+    ArithOp, Block, Expr, ExprKind, Handler, LocalId, Place, Stmt, Type, same_shape, walk_expr,
+};
+
+use super::analysis::any_expr;
+use super::handler::has_draw;
+
+/// The handler with both rewrites applied wherever they fit.
+pub fn merge_branches(handler: &Handler) -> Handler {
+    let mut merged = handler.clone();
+    flatten(&mut merged.body);
+    sink_draws(&mut merged.body);
+    merged
+}
+
+/// Nested `if`s sharing their `else`, inside out, so that a chain of them becomes one.
+fn flatten(block: &mut Block) {
+    for stmt in block.iter_mut() {
+        for nested in sub_blocks(stmt) {
+            flatten(nested);
+        }
+        let Stmt::If {
+            cond,
+            then_block,
+            else_block,
+        } = stmt
+        else {
+            continue;
+        };
+        let [
+            Stmt::If {
+                cond: inner,
+                then_block: inner_then,
+                else_block: inner_else,
+            },
+        ] = then_block.as_mut_slice()
+        else {
+            continue;
+        };
+        if !same_shape(inner_else, else_block) {
+            continue;
+        }
+        let both = and(cond.clone(), inner.clone());
+        *then_block = std::mem::take(inner_then);
+        *cond = both;
+    }
+}
+
+fn sub_blocks(stmt: &mut Stmt) -> Vec<&mut Block> {
+    match stmt {
+        Stmt::If {
+            then_block,
+            else_block,
+            ..
+        } => vec![then_block, else_block],
+        Stmt::Switch { cases, default, .. } => cases
+            .iter_mut()
+            .map(|(_, block)| block)
+            .chain(default.iter_mut())
+            .collect(),
+        Stmt::MatchOption {
+            some_block,
+            none_block,
+            ..
+        } => vec![some_block, none_block],
+        _ => Vec::new(),
+    }
+}
+
+/// The draw-sinking rewrite on the handler's top level, where "no draw after it" is the rest
+/// of the block.
+fn sink_draws(body: &mut Block) {
+    let mut index = 0;
+    while index + 1 < body.len() {
+        if let Some(sunk) = sink_at(body, index) {
+            body.splice(index..index + 2, [sunk]);
+        }
+        index += 1;
+    }
+}
+
+fn sink_at(body: &Block, index: usize) -> Option<Stmt> {
+    let Stmt::Assign {
+        place: Place::Local(local),
+        value,
+        span,
+    } = &body[index]
+    else {
+        return None;
+    };
+    if !has_draw(value) || !movable_draw(value) || reads_local(value, *local) {
+        return None;
+    }
+    let Stmt::If {
+        cond,
+        then_block,
+        else_block,
+    } = &body[index + 1]
+    else {
+        return None;
+    };
+    let rest = &body[index + 2..];
+    if block_has_draw(else_block) || block_has_draw(rest) {
+        return None;
+    }
+    let elsewhere = [&body[..index], else_block.as_slice(), rest];
+    if elsewhere.iter().any(|block| block_reads(block, *local)) {
+        return None;
+    }
+    let (first, later): (Vec<Expr>, Vec<Expr>) = conjuncts(cond)
+        .into_iter()
+        .partition(|c| !reads_local(c, *local) && total(c));
+    let (Some(first), Some(later)) = (and_all(first), and_all(later)) else {
+        return None;
+    };
+    Some(Stmt::If {
+        cond: first,
+        then_block: vec![
+            Stmt::Assign {
+                place: Place::Local(*local),
+                value: value.clone(),
+                span: *span,
+            },
+            Stmt::If {
+                cond: later,
+                then_block: then_block.clone(),
+                else_block: else_block.clone(),
+            },
+        ],
+        else_block: else_block.clone(),
+    })
+}
+
+fn conjuncts(expr: &Expr) -> Vec<Expr> {
+    match &expr.kind {
+        ExprKind::And(lhs, rhs) => {
+            let mut all = conjuncts(lhs);
+            all.extend(conjuncts(rhs));
+            all
+        }
+        _ => vec![expr.clone()],
+    }
+}
+
+fn and(lhs: Expr, rhs: Expr) -> Expr {
+    let span = lhs.span.to(rhs.span);
+    Expr {
+        kind: ExprKind::And(Box::new(lhs), Box::new(rhs)),
+        ty: Type::Bool,
+        span,
+    }
+}
+
+fn and_all(exprs: Vec<Expr>) -> Option<Expr> {
+    exprs.into_iter().reduce(and)
+}
+
+/// A conjunct that may run earlier and more often than written: it has no effect and no
+/// case where it fails (a division by zero), so evaluating it first changes nothing.
+fn total(expr: &Expr) -> bool {
+    let mut total = true;
+    walk_expr(expr, &mut |e| {
+        total &= !matches!(
+            e.kind,
+            ExprKind::Randomf { .. }
+                | ExprKind::MapGet { .. }
+                | ExprKind::Opaque { .. }
+                | ExprKind::Arith {
+                    op: ArithOp::Div,
+                    ..
+                }
+        );
+    });
+    total
+}
+
+/// A drawn value whose only effect is the draw (no map reads), so moving it moves nothing
+/// else.
+fn movable_draw(expr: &Expr) -> bool {
+    let mut movable = true;
+    walk_expr(expr, &mut |e| {
+        movable &= !matches!(e.kind, ExprKind::MapGet { .. } | ExprKind::Opaque { .. });
+    });
+    movable
+}
+
+fn reads_local(expr: &Expr, local: LocalId) -> bool {
+    let mut reads = false;
+    walk_expr(expr, &mut |e| {
+        reads |= matches!(e.kind, ExprKind::Local(id) if id == local);
+    });
+    reads
+}
+
+fn block_reads(block: &[Stmt], local: LocalId) -> bool {
+    any_expr(
+        block,
+        &mut |e| matches!(e.kind, ExprKind::Local(id) if id == local),
+    )
+}
+
+fn block_has_draw(block: &[Stmt]) -> bool {
+    any_expr(block, &mut |e| matches!(e.kind, ExprKind::Randomf { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use simplebpf_dsl::ir::Program;
+
+    use super::*;
+
+    /// The policy's `req` merged, printed as the IR's text form.
+    fn merged(req: &str) -> String {
+        let source = format!(
+            "state:\n\tn: int\n\ninit():\n\tn = 0\n\nreq(rpc):\n{req}\nresp(rpc):\n\tsend(rpc, Up)\n"
+        );
+        let analysis = simplebpf_dsl::analyze(&source);
+        let program = analysis
+            .ir
+            .unwrap_or_else(|| panic!("{:?}", analysis.diagnostics));
+        let after = Program {
+            req: merge_branches(&program.req),
+            ..program.clone()
+        };
+        let before = program.req.body.clone();
+        let changed = after.req.body != before;
+        let text = after.to_string();
+        let req = &text[text.find("req(").unwrap()..text.find("resp(").unwrap()];
+        format!("changed: {changed}\n{}", req.trim_end())
+    }
+
+    #[test]
+    fn nested_tests_sharing_their_other_arm_merge_and_the_draw_moves_after_the_packet_test() {
+        insta::assert_snapshot!(merged(
+            "\tr = randomf(0, 1)\n\tmatch r < 0.5:\n\t\ttrue =>\n\t\t\tmatch (r < 0.1) and (byte_size(rpc, 'body') > 100):\n\t\t\t\ttrue =>\n\t\t\t\t\tsend(err('no'), Up)\n\t\t\t\tfalse =>\n\t\t\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n"
+        ));
+    }
+
+    #[test]
+    fn other_arms_that_differ_stay_nested() {
+        let out = merged(
+            "\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tmatch byte_size(rpc, 'body') > 100:\n\t\t\t\ttrue =>\n\t\t\t\t\tsend(err('no'), Up)\n\t\t\t\tfalse =>\n\t\t\t\t\tn = n + 1\n\t\t\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
+        );
+        assert!(out.starts_with("changed: false"), "{out}");
+    }
+
+    #[test]
+    fn a_draw_read_after_the_test_is_not_moved() {
+        let out = merged(
+            "\tr = randomf(0, 1)\n\tmatch byte_size(rpc, 'body') > 100 and r < 0.5:\n\t\ttrue =>\n\t\t\tn = n + 1\n\t\tfalse =>\n\t\t\tpass\n\tmatch r < 0.1:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
+        );
+        assert!(out.starts_with("changed: false"), "{out}");
+    }
+
+    #[test]
+    fn a_draw_with_another_draw_after_it_is_not_moved() {
+        // Skipping the first draw would shift the second: the checker matches them by order.
+        let out = merged(
+            "\tr = randomf(0, 1)\n\tmatch byte_size(rpc, 'body') > 100 and r < 0.5:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tpass\n\tmatch randomf(0, 1) < 0.1:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
+        );
+        assert!(out.starts_with("changed: false"), "{out}");
+    }
+
+    #[test]
+    fn a_test_that_can_fail_is_not_moved_before_the_draw() {
+        // `100 / n` divides by zero when n is 0; it may only run where the policy runs it.
+        let out = merged(
+            "\tr = randomf(0, 1)\n\tmatch r < 0.5 and 100 / n > 3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
+        );
+        assert!(out.starts_with("changed: false"), "{out}");
+    }
+}
