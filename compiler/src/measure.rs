@@ -31,6 +31,8 @@ pub fn rpc_packet_ipv4(port: u16, payload_len: usize) -> Vec<u8> {
 pub struct KernelNumbers {
     pub sizes: Measurement,
     pub ns_per_packet: f64,
+    /// The x86-64 code the JIT made (`kernel::x86_listing` shows it).
+    pub jit_image: Vec<u8>,
 }
 
 pub fn measure(loaded: &LoadedProgram, port: u16) -> Result<KernelNumbers, KernelError> {
@@ -40,6 +42,7 @@ pub fn measure(loaded: &LoadedProgram, port: u16) -> Result<KernelNumbers, Kerne
     Ok(KernelNumbers {
         sizes,
         ns_per_packet,
+        jit_image: loaded.jit_image()?,
     })
 }
 

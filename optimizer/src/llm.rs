@@ -10,6 +10,7 @@ use std::time::Instant;
 use simplebpf_checker::explain;
 use simplebpf_checker::{Session, Verdict};
 use simplebpf_compiler::clang::ClangError;
+use simplebpf_compiler::kernel;
 use simplebpf_compiler::llm::answer::{self, Code};
 use simplebpf_compiler::llm::screen::{self, ScreenError};
 use simplebpf_compiler::llm::{ClientError, Finish, Message, Model, Role, Usage, prompt};
@@ -305,10 +306,15 @@ fn first_messages(task: &Task<'_>) -> Vec<Message> {
                 .xdp_program(Some(&best.program))
                 .map(|program| listing::listing(&program.insns))
                 .unwrap_or_default();
+            let x86 = best
+                .kernel
+                .numbers()
+                .map(|numbers| kernel::x86_listing(&numbers.jit_image));
             let best = prompt::Best {
                 c: best.c_source.as_deref().unwrap_or_default(),
                 cost: &cost,
                 listing: &listing,
+                x86: x86.as_deref(),
             };
             prompt::optimize(task.source, task.program, task.gate.port, best)
         }

@@ -113,11 +113,15 @@ impl LoadedProgram {
             .ok_or_else(|| KernelError::Load(format!("program `{}` is not loaded", self.program)))
     }
 
-    pub fn measure(&self) -> Result<Measurement, KernelError> {
-        let info = sys::prog_info(self.prog_fd()?).map_err(|error| KernelError::Syscall {
+    fn info(&self) -> Result<sys::ProgInfo, KernelError> {
+        sys::prog_info(self.prog_fd()?).map_err(|error| KernelError::Syscall {
             what: "reading the program's info",
             error,
-        })?;
+        })
+    }
+
+    pub fn measure(&self) -> Result<Measurement, KernelError> {
+        let info = self.info()?;
         Ok(Measurement {
             xlated_insns: info.xlated_prog_len / 8,
             xlated_bytes: info.xlated_prog_len,
@@ -125,6 +129,11 @@ impl LoadedProgram {
             jited_bytes: info.jited_prog_len,
             verified_insns: info.verified_insns,
         })
+    }
+
+    /// The x86-64 machine code the JIT made of the program.
+    pub fn jit_image(&self) -> Result<Vec<u8>, KernelError> {
+        Ok(self.info()?.jited_image)
     }
 
     /// Runs the program once per repetition on `packet`: (XDP action, mean ns per run).
@@ -228,6 +237,26 @@ impl LoadedProgram {
     }
 }
 
+/// A JIT image as text, one instruction a line with its offset (`  1a: mov rbx,rdi`), in
+/// Intel syntax: what the optimizer shows a model, since this kernel's bpftool has no
+/// disassembler.
+pub fn x86_listing(image: &[u8]) -> String {
+    use iced_x86::Formatter as _;
+    let mut decoder = iced_x86::Decoder::new(64, image, iced_x86::DecoderOptions::NONE);
+    let mut formatter = iced_x86::IntelFormatter::new();
+    let mut out = String::new();
+    let mut text = String::new();
+    let mut instruction = iced_x86::Instruction::default();
+    while decoder.can_decode() {
+        let offset = decoder.position();
+        decoder.decode_out(&mut instruction);
+        text.clear();
+        formatter.format(&instruction, &mut text);
+        out.push_str(&format!("{offset:4x}: {text}\n"));
+    }
+    out
+}
+
 /// x86-64 instructions in a JIT image (its byte length says nothing about the count).
 pub fn count_x86_instructions(image: &[u8]) -> u32 {
     let mut decoder = iced_x86::Decoder::new(64, image, iced_x86::DecoderOptions::NONE);
@@ -238,4 +267,25 @@ pub fn count_x86_instructions(image: &[u8]) -> u32 {
         count += 1;
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `push rbp; mov rbp,rsp; xor eax,eax; leave; ret`, as a JIT prologue and epilogue look.
+    const IMAGE: [u8; 9] = [0x55, 0x48, 0x89, 0xe5, 0x31, 0xc0, 0xc9, 0xc3, 0x90];
+
+    #[test]
+    fn a_jit_image_lists_one_instruction_a_line_and_counts_the_same() {
+        let listing = x86_listing(&IMAGE);
+        assert_eq!(
+            listing,
+            "   0: push rbp\n   1: mov rbp,rsp\n   4: xor eax,eax\n   6: leave\n   7: ret\n   8: nop\n"
+        );
+        assert_eq!(
+            listing.lines().count() as u32,
+            count_x86_instructions(&IMAGE)
+        );
+    }
 }

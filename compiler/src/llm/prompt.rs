@@ -106,6 +106,9 @@ pub struct Best<'a> {
     pub cost: &'a str,
     /// Its BPF instructions (`object_model::listing`).
     pub listing: &'a str,
+    /// Its x86-64 instructions after the JIT (`kernel::x86_listing`), when the kernel
+    /// measured it.
+    pub x86: Option<&'a str>,
 }
 
 /// The first two messages of a conversation that asks for a cheaper program than `best`:
@@ -114,7 +117,12 @@ pub fn optimize(source: &str, program: &Program, port: u16, best: Best<'_>) -> V
     let user = about_policy(OPTIMIZE, source, program, port)
         .replace("{program}", best.c.trim_end())
         .replace("{cost}", best.cost)
-        .replace("{listing}", best.listing.trim_end());
+        .replace("{listing}", best.listing.trim_end())
+        .replace(
+            "{x86}",
+            best.x86
+                .map_or("(not measured: no kernel to load it into)", str::trim_end),
+        );
     conversation(user)
 }
 
