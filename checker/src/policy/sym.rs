@@ -1,7 +1,6 @@
-//! The IR's `req` handler encoded over the shared inputs with the exact semantics of
-//! LANGUAGE.md §3: integers as 64-bit vectors (they wrap), floats as exact rationals — a wide
-//! signed numerator over a constant denominator — and every effect guarded by the condition
-//! under which it happens (no path enumeration: one term per observable).
+//! The policy's values as solver terms (`Sym`): integers as 64-bit vectors, floats as exact
+//! rationals with a wide signed numerator, and the arithmetic, comparisons and merges of
+//! LANGUAGE.md §3 over them, each exact (the unit tests prove the identities it relies on).
 
 use std::collections::BTreeMap;
 
@@ -10,15 +9,11 @@ use num_integer::Integer;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 use simplebpf_dsl::interp::Value;
-use simplebpf_dsl::ir::{
-    Action, ArithOp, Block, CmpOp, Expr, ExprKind, Handler, MinMax, Place as IrPlace, Program,
-    StateId, Stmt, Type, VecRef,
-};
+use simplebpf_dsl::ir::{ArithOp, CmpOp, Type};
 use z3::DeclKind;
-use z3::ast::{Array, Ast, BV, Bool};
+use z3::ast::{Ast, BV, Bool};
 
-use crate::symexec::{Inputs, Section};
-use simplebpf_compiler::contract::{Place, VarPlace};
+use crate::symexec::Section;
 
 /// The widest float numerator the encoding builds; past it the verdict is "unknown".
 /// Every numerator is exactly as wide as its value can need (inputs are 64-bit; each add
@@ -46,36 +41,8 @@ pub enum Sym {
     },
 }
 
-/// What the policy does, as terms over the inputs.
-#[derive(Debug, Clone)]
-pub struct PolicyOutcome {
-    pub drop: Bool,
-    /// Final value of every state variable (by index); maps as their arrays.
-    pub vars: Vec<Option<Sym>>,
-    pub maps: BTreeMap<String, (Array, Array)>,
-    /// `(when, vector, value)` of each append, in program order.
-    pub records: Vec<(Bool, String, Sym)>,
-    /// `(map, key)` of every map access, as the program stores the key.
-    pub map_keys: Vec<(String, BV)>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported(pub String);
-
-struct Enc<'a> {
-    program: &'a Program,
-    places: &'a [VarPlace],
-    inputs: &'a Inputs,
-    payload_len: BV,
-    vars: Vec<Option<Sym>>,
-    maps: BTreeMap<String, (Array, Array)>,
-    locals: Vec<Option<Sym>>,
-    done: Bool,
-    drop: Bool,
-    draw: BV,
-    records: Vec<(Bool, String, Sym)>,
-    map_keys: Vec<(String, BV)>,
-}
 
 /// `value` as a two's-complement literal of `width` bits.
 pub fn lit(value: &BigInt, width: u32) -> BV {
@@ -87,7 +54,7 @@ pub fn lit(value: &BigInt, width: u32) -> BV {
 }
 
 /// The bits a signed number needs.
-fn bits_for(value: &BigInt) -> u32 {
+pub(super) fn bits_for(value: &BigInt) -> u32 {
     value.bits() as u32 + 1
 }
 
@@ -102,22 +69,22 @@ pub fn widen(x: &BV, width: u32) -> BV {
 }
 
 /// A constant numerator, as narrow as it can be.
-fn number(value: &BigInt) -> BV {
+pub(super) fn number(value: &BigInt) -> BV {
     lit(value, bits_for(value).max(2))
 }
 
-fn add(x: &BV, y: &BV) -> BV {
+pub(super) fn add(x: &BV, y: &BV) -> BV {
     let w = x.get_size().max(y.get_size()) + 1;
     widen(x, w).bvadd(widen(y, w))
 }
 
-fn sub(x: &BV, y: &BV) -> BV {
+pub(super) fn sub(x: &BV, y: &BV) -> BV {
     let w = x.get_size().max(y.get_size()) + 1;
     widen(x, w).bvsub(widen(y, w))
 }
 
 /// Both sides at one width, for comparisons and `ite`.
-fn common(x: &BV, y: &BV) -> (BV, BV) {
+pub(super) fn common(x: &BV, y: &BV) -> (BV, BV) {
     let w = x.get_size().max(y.get_size());
     (widen(x, w), widen(y, w))
 }
@@ -168,14 +135,14 @@ pub fn constant(value: &Value) -> Result<Sym, Unsupported> {
     })
 }
 
-fn is_false(b: &Bool) -> bool {
+pub(super) fn is_false(b: &Bool) -> bool {
     b.simplify().as_bool() == Some(false)
 }
 
 /// A string as bits that determine it: its UTF-8 bytes above its 16-bit length. Different
 /// strings give different bits at any common width (zero-extension keeps the length field),
 /// so no table of the strings seen is needed.
-fn string_id(value: &Sym) -> Result<BV, Unsupported> {
+pub(super) fn string_id(value: &Sym) -> Result<BV, Unsupported> {
     match value {
         Sym::StrId(id) => Ok(id.clone()),
         Sym::Str(text) if text.len() <= usize::from(u16::MAX) => Ok(text
@@ -189,7 +156,7 @@ fn string_id(value: &Sym) -> Result<BV, Unsupported> {
 }
 
 /// Two string ids at one width.
-fn common_ids(a: &Sym, b: &Sym) -> Result<(BV, BV), Unsupported> {
+pub(super) fn common_ids(a: &Sym, b: &Sym) -> Result<(BV, BV), Unsupported> {
     let (x, y) = (string_id(a)?, string_id(b)?);
     let width = x.get_size().max(y.get_size());
     let widen = |v: BV| {
@@ -294,7 +261,7 @@ pub fn scale_by(x: &BV, k: &BigInt) -> BV {
     widen(x, w).bvmul(lit(k, w))
 }
 
-fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
+pub(super) fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
     // a/da op b/db  ⇔  a·(db/g) op b·(da/g)  (denominators are positive, g their gcd).
     let g = a.1.gcd(b.1);
     let (x, y) = common(&scale_by(a.0, &(b.1 / &g)), &scale_by(b.0, &(a.1 / &g)));
@@ -308,400 +275,11 @@ fn float_cmp(a: (&BV, &BigInt), b: (&BV, &BigInt), op: CmpOp) -> Bool {
     }
 }
 
-pub fn encode(
-    program: &Program,
-    places: &[VarPlace],
-    inputs: &Inputs,
-    payload_len: &BV,
-) -> Result<PolicyOutcome, Unsupported> {
-    let mut vars = Vec::new();
-    let mut maps = BTreeMap::new();
-    for var in places {
-        let value = match &var.place {
-            Place::Constant(Value::Map(_)) | Place::Constant(Value::Vec(_)) => None,
-            Place::Constant(v) => Some(constant(v)?),
-            Place::Global(global) => {
-                let raw = read_global(
-                    &inputs.sections,
-                    &global.section,
-                    global.offset,
-                    global.size,
-                );
-                Some(decode(&raw, &var.ty, var.scale.as_ref()))
-            }
-            Place::HashMap { map } => {
-                let state = &inputs.maps[map];
-                maps.insert(map.clone(), (state.present.clone(), state.values.clone()));
-                None
-            }
-            Place::RingBuf { len, .. } => Some(Sym::Bits(
-                read_global(&inputs.sections, &len.section, len.offset, len.size),
-                Type::Uint,
-            )),
-        };
-        vars.push(value);
-    }
-    let handler: &Handler = &program.req;
-    let mut enc = Enc {
-        program,
-        places,
-        inputs,
-        payload_len: payload_len.clone(),
-        vars,
-        maps,
-        locals: handler.locals.iter().map(|l| zero(&l.ty)).collect(),
-        done: Bool::from_bool(false),
-        drop: Bool::from_bool(false),
-        draw: BV::from_u64(0, 8),
-        records: Vec::new(),
-        map_keys: Vec::new(),
-    };
-    enc.block(&handler.body, &Bool::from_bool(true))?;
-    Ok(PolicyOutcome {
-        drop: enc.drop,
-        vars: enc.vars,
-        maps: enc.maps,
-        records: enc.records,
-        map_keys: enc.map_keys,
-    })
-}
-
-fn zero(ty: &Type) -> Option<Sym> {
-    constant(&Value::zero(ty)).ok()
-}
-
-impl Enc<'_> {
-    fn block(&mut self, block: &Block, guard: &Bool) -> Result<(), Unsupported> {
-        for stmt in block {
-            self.stmt(stmt, guard)?;
-        }
-        Ok(())
-    }
-
-    fn live(&self, guard: &Bool) -> Bool {
-        Bool::and(&[guard.clone(), self.done.not()])
-    }
-
-    fn stmt(&mut self, stmt: &Stmt, guard: &Bool) -> Result<(), Unsupported> {
-        let live = self.live(guard);
-        match stmt {
-            Stmt::Assign { place, value, .. } => {
-                let v = self.expr(value, &live)?;
-                let slot = match place {
-                    IrPlace::State(id) => &mut self.vars[id.0 as usize],
-                    IrPlace::Local(id) => &mut self.locals[id.0 as usize],
-                };
-                *slot = Some(match slot.as_ref() {
-                    Some(old) => merge(&live, &v, old)?,
-                    None => v,
-                });
-            }
-            Stmt::If {
-                cond,
-                then_block,
-                else_block,
-            } => {
-                let c = self.boolean(cond, &live)?;
-                self.block(then_block, &Bool::and(&[live.clone(), c.clone()]))?;
-                self.block(else_block, &Bool::and(&[live, c.not()]))?;
-            }
-            Stmt::Switch {
-                scrutinee,
-                cases,
-                default,
-            } => {
-                let s = self.expr(scrutinee, &live)?;
-                let mut matched = Bool::from_bool(false);
-                for (c, block) in cases {
-                    let hit = equals(&s, &constant(&Value::from_const(c))?)?;
-                    let take = Bool::and(&[live.clone(), matched.not(), hit.clone()]);
-                    matched = Bool::or(&[matched, hit]);
-                    self.block(block, &take)?;
-                }
-                if let Some(block) = default {
-                    self.block(block, &Bool::and(&[live, matched.not()]))?;
-                }
-            }
-            Stmt::MatchOption {
-                scrutinee,
-                binding,
-                some_block,
-                none_block,
-            } => {
-                let Sym::Opt { some, value } = self.expr(scrutinee, &live)? else {
-                    return Err(Unsupported(
-                        "a match on a value that is not optional".to_string(),
-                    ));
-                };
-                let on_some = Bool::and(&[live.clone(), some.clone()]);
-                if let Some(id) = binding {
-                    let slot = &mut self.locals[id.0 as usize];
-                    *slot = Some(match slot.as_ref() {
-                        Some(old) => merge(&on_some, &value, old)?,
-                        None => *value,
-                    });
-                }
-                self.block(some_block, &on_some)?;
-                self.block(none_block, &Bool::and(&[live, some.not()]))?;
-            }
-            Stmt::Send { action, .. } => {
-                let drop = matches!(action, Action::Reject { .. });
-                self.drop = live.ite(&Bool::from_bool(drop), &self.drop);
-                self.done = Bool::or(&[self.done.clone(), live]);
-            }
-            Stmt::Eval { value } => {
-                self.expr(value, &live)?;
-            }
-            Stmt::MapSet {
-                map, key, value, ..
-            } => {
-                let (k, v) = (self.expr(key, &live)?, self.expr(value, &live)?);
-                let (name, key_bits, value_bits, scale) = self.map_shape(*map)?;
-                let (present, values) = self.maps[&name].clone();
-                let k = encode_scalar(&k, key_bits, None)?;
-                self.map_keys.push((name.clone(), k.clone()));
-                let v = encode_scalar(&v, value_bits, scale.as_ref())?;
-                let present2 = present.store(&k, &Bool::from_bool(true));
-                let values2 = values.store(&k, &v);
-                self.maps.insert(
-                    name,
-                    (live.ite(&present2, &present), live.ite(&values2, &values)),
-                );
-            }
-            Stmt::MapDelete { map, key, .. } => {
-                let k = self.expr(key, &live)?;
-                let (name, key_bits, _, _) = self.map_shape(*map)?;
-                let (present, values) = self.maps[&name].clone();
-                let k = encode_scalar(&k, key_bits, None)?;
-                self.map_keys.push((name.clone(), k.clone()));
-                let present2 = present.store(&k, &Bool::from_bool(false));
-                self.maps
-                    .insert(name, (live.ite(&present2, &present), values));
-            }
-            Stmt::VecAppend { vec, value, .. } => {
-                let VecRef::State(id) = vec else {
-                    return Err(Unsupported(
-                        "appending to a vector held in a local".to_string(),
-                    ));
-                };
-                let v = self.expr(value, &live)?;
-                let name = self.program.state_var(*id).name.clone();
-                self.records.push((live.clone(), name, v));
-                if let Some(Sym::Bits(len, t)) = &self.vars[id.0 as usize] {
-                    let next = len.bvadd(BV::from_u64(1, 64));
-                    self.vars[id.0 as usize] = Some(Sym::Bits(live.ite(&next, len), t.clone()));
-                }
-            }
-            Stmt::Unpack { .. } => return Err(Unsupported("unpacking a pair".to_string())),
-            Stmt::Opaque { feature, .. } => return Err(Unsupported(feature.construct.clone())),
-        }
-        Ok(())
-    }
-
-    fn map_shape(&self, id: StateId) -> Result<(String, u32, u32, Option<BigInt>), Unsupported> {
-        let var = &self.places[id.0 as usize];
-        let Place::HashMap { map } = &var.place else {
-            return Err(Unsupported(format!(
-                "writing the constant map `{}`",
-                var.name
-            )));
-        };
-        let state = &self.inputs.maps[map];
-        Ok((
-            map.clone(),
-            state.key_bits,
-            state.value_bits,
-            var.scale.clone(),
-        ))
-    }
-
-    fn boolean(&mut self, expr: &Expr, live: &Bool) -> Result<Bool, Unsupported> {
-        match self.expr(expr, live)? {
-            Sym::Bool(b) => Ok(b),
-            _ => Err(Unsupported("a condition that is not a bool".to_string())),
-        }
-    }
-
-    fn expr(&mut self, expr: &Expr, live: &Bool) -> Result<Sym, Unsupported> {
-        Ok(match &expr.kind {
-            ExprKind::Const(c) => constant(&Value::from_const(c))?,
-            ExprKind::State(id) => self.vars[id.0 as usize].clone().ok_or_else(|| {
-                Unsupported(format!(
-                    "reading `{}` as a whole",
-                    self.program.state_var(*id).name
-                ))
-            })?,
-            ExprKind::Local(id) => self.locals[id.0 as usize]
-                .clone()
-                .ok_or_else(|| Unsupported("a local of this type".to_string()))?,
-            ExprKind::Arith { op, lhs, rhs } => {
-                let a = self.expr(lhs, live)?;
-                let b = self.expr(rhs, live)?;
-                arith(*op, a, b)?
-            }
-            ExprKind::Compare { op, lhs, rhs } => {
-                let a = self.expr(lhs, live)?;
-                let b = self.expr(rhs, live)?;
-                Sym::Bool(compare(*op, &a, &b)?)
-            }
-            ExprKind::And(lhs, rhs) => {
-                let a = self.boolean(lhs, live)?;
-                let b = self.boolean(rhs, &Bool::and(&[live.clone(), a.clone()]))?;
-                Sym::Bool(Bool::and(&[a, b]))
-            }
-            ExprKind::Or(lhs, rhs) => {
-                let a = self.boolean(lhs, live)?;
-                let b = self.boolean(rhs, &Bool::and(&[live.clone(), a.not()]))?;
-                Sym::Bool(Bool::or(&[a, b]))
-            }
-            ExprKind::MinMax {
-                op: MinMax::Min,
-                lhs,
-                rhs,
-            } if lhs.ty == Type::Float
-                && matches!(
-                    rhs.kind,
-                    ExprKind::Arith {
-                        op: ArithOp::Add,
-                        ..
-                    }
-                ) =>
-            {
-                let ExprKind::Arith { lhs: x, rhs: t, .. } = &rhs.kind else {
-                    unreachable!("matched above");
-                };
-                let cap = self.expr(lhs, live)?;
-                let x = self.expr(x, live)?;
-                let t = self.expr(t, live)?;
-                capped_sum(&cap, &x, &t)?
-            }
-            ExprKind::MinMax { op, lhs, rhs } => {
-                let a = self.expr(lhs, live)?;
-                let b = self.expr(rhs, live)?;
-                let pick_a = compare(
-                    if *op == MinMax::Min {
-                        CmpOp::Le
-                    } else {
-                        CmpOp::Ge
-                    },
-                    &a,
-                    &b,
-                )?;
-                merge(&pick_a, &a, &b)?
-            }
-            ExprKind::ToFloat(inner) => match self.expr(inner, live)? {
-                Sym::Bits(v, Type::Uint) => Sym::Float {
-                    num: v.zero_ext(1),
-                    den: BigInt::one(),
-                },
-                Sym::Bits(v, _) => Sym::Float {
-                    num: v,
-                    den: BigInt::one(),
-                },
-                _ => return Err(Unsupported("this conversion".to_string())),
-            },
-            ExprKind::InstantSeconds(inner) => match self.expr(inner, live)? {
-                Sym::Bits(v, _) => Sym::Float {
-                    num: v.zero_ext(1),
-                    den: BigInt::from(1_000_000_000u64),
-                },
-                _ => return Err(Unsupported("this conversion".to_string())),
-            },
-            ExprKind::Randomf { lo, hi } => {
-                let lo = self.expr(lo, live)?;
-                let hi = self.expr(hi, live)?;
-                let u = self
-                    .inputs
-                    .draws
-                    .select(&self.draw)
-                    .as_bv()
-                    .expect("a draw");
-                self.draw = live.ite(&self.draw.bvadd(BV::from_u64(1, 8)), &self.draw);
-                let fraction = Sym::Float {
-                    num: u.zero_ext(1),
-                    den: BigInt::one() << 32,
-                };
-                let span = arith(ArithOp::Sub, hi, lo.clone())?;
-                arith(ArithOp::Add, lo, arith(ArithOp::Mul, span, fraction)?)?
-            }
-            ExprKind::Now => Sym::Bits(self.inputs.now.clone(), Type::Instant),
-            ExprKind::TimeDiff(a, b) => {
-                let (Sym::Bits(a, _), Sym::Bits(b, _)) = (self.expr(a, live)?, self.expr(b, live)?)
-                else {
-                    return Err(Unsupported("time_diff of these values".to_string()));
-                };
-                Sym::Float {
-                    num: nanoseconds_between(&a, &b),
-                    den: BigInt::from(1_000_000_000u64),
-                }
-            }
-            ExprKind::MapGet { map, key } => {
-                let k = self.expr(key, live)?;
-                self.map_get(*map, &k)?
-            }
-            ExprKind::PayloadLen => Sym::Bits(self.payload_len.clone(), Type::Int),
-            ExprKind::VecSize(VecRef::State(id)) => match &self.vars[id.0 as usize] {
-                Some(Sym::Bits(v, _)) => Sym::Bits(v.clone(), Type::Int),
-                _ => match &self.places[id.0 as usize].place {
-                    Place::Constant(Value::Vec(n)) => Sym::Bits(BV::from_u64(*n, 64), Type::Int),
-                    _ => return Err(Unsupported("this vector".to_string())),
-                },
-            },
-            ExprKind::VecSize(VecRef::Local(_)) => {
-                return Err(Unsupported("a vector in a local".to_string()));
-            }
-            ExprKind::Pair(..) => return Err(Unsupported("a pair".to_string())),
-            ExprKind::Opaque { feature, .. } => return Err(Unsupported(feature.construct.clone())),
-        })
-    }
-
-    fn map_get(&mut self, map: StateId, key: &Sym) -> Result<Sym, Unsupported> {
-        let var = &self.places[map.0 as usize];
-        match &var.place {
-            Place::Constant(Value::Map(entries)) => {
-                let value_ty = match &var.ty {
-                    Type::Map(_, v) => (**v).clone(),
-                    _ => return Err(Unsupported("a map of unknown type".to_string())),
-                };
-                let mut some = Bool::from_bool(false);
-                let mut value = zero(&value_ty)
-                    .ok_or_else(|| Unsupported("a map value of this type".to_string()))?;
-                for (k, v) in entries {
-                    let hit = equals(key, &constant(k)?)?;
-                    value = merge(&hit, &constant(v)?, &value)?;
-                    some = Bool::or(&[some, hit]);
-                }
-                Ok(Sym::Opt {
-                    some,
-                    value: Box::new(value),
-                })
-            }
-            Place::HashMap { map: name } => {
-                let value_ty = match &var.ty {
-                    Type::Map(_, v) => (**v).clone(),
-                    _ => return Err(Unsupported("a map of unknown type".to_string())),
-                };
-                let state = &self.inputs.maps[name];
-                let k = encode_scalar(key, state.key_bits, None)?;
-                self.map_keys.push((name.clone(), k.clone()));
-                let (present, values) = &self.maps[name];
-                let some = present.select(&k).as_bool().expect("a presence bit");
-                let raw = values.select(&k).as_bv().expect("a value");
-                Ok(Sym::Opt {
-                    some,
-                    value: Box::new(decode(&raw, &value_ty, var.scale.as_ref())),
-                })
-            }
-            _ => Err(Unsupported(format!("reading the map `{}`", var.name))),
-        }
-    }
-}
-
 /// `a − b` for two 64-bit times, exactly (66 bits, signed). Where `b ≤ a` (as for a stored
 /// Instant and the request's time) it is the 64-bit difference a program computes,
 /// zero-extended: an identity that lets the solver meet the program's `now - last` term
 /// instead of a wider adder.
-fn nanoseconds_between(a: &BV, b: &BV) -> BV {
+pub(super) fn nanoseconds_between(a: &BV, b: &BV) -> BV {
     let exact = a.zero_ext(2).bvsub(b.zero_ext(2));
     b.bvule(a).ite(&a.bvsub(b).zero_ext(2), &exact)
 }
@@ -710,7 +288,7 @@ fn nanoseconds_between(a: &BV, b: &BV) -> BV {
 /// it is `cap` if `x ≥ cap` or `t ≥ cap − x`, else `x + t` — an identity, so the encoding
 /// stays exact, and the solver meets the same case split as in the bytecode instead of
 /// proving two adders equal (CHECKER-NOTES.md §2). Where `t < 0` the plain form is used.
-fn capped_sum(cap: &Sym, x: &Sym, t: &Sym) -> Result<Sym, Unsupported> {
+pub(super) fn capped_sum(cap: &Sym, x: &Sym, t: &Sym) -> Result<Sym, Unsupported> {
     let zero = Sym::Float {
         num: number(&BigInt::zero()),
         den: BigInt::one(),
@@ -769,7 +347,7 @@ pub fn encode_scalar(value: &Sym, bits: u32, scale: Option<&BigInt>) -> Result<B
     })
 }
 
-fn fit(v: &BV, bits: u32) -> BV {
+pub(super) fn fit(v: &BV, bits: u32) -> BV {
     let size = v.get_size();
     if size == bits {
         v.clone()
@@ -780,11 +358,11 @@ fn fit(v: &BV, bits: u32) -> BV {
     }
 }
 
-fn equals(a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
+pub(super) fn equals(a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
     compare(CmpOp::Eq, a, b)
 }
 
-fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
+pub(super) fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
     Ok(match (a, b) {
         (Sym::Bits(x, t), Sym::Bits(y, _)) => {
             let signed = *t == Type::Int;
@@ -831,11 +409,11 @@ fn compare(op: CmpOp, a: &Sym, b: &Sym) -> Result<Bool, Unsupported> {
     })
 }
 
-fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
+pub(super) fn arith(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
     bounded(arith_unbounded(op, a, b)?)
 }
 
-fn bounded(value: Sym) -> Result<Sym, Unsupported> {
+pub(super) fn bounded(value: Sym) -> Result<Sym, Unsupported> {
     match &value {
         Sym::Float { num, .. } if num.get_size() > MAX_WIDTH => Err(Unsupported(format!(
             "float arithmetic wider than {MAX_WIDTH} bits"
@@ -844,7 +422,7 @@ fn bounded(value: Sym) -> Result<Sym, Unsupported> {
     }
 }
 
-fn arith_unbounded(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
+pub(super) fn arith_unbounded(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
     Ok(match (a, b) {
         (Sym::Bits(x, t), Sym::Bits(y, _)) => {
             let zero = BV::from_u64(0, 64);
@@ -900,7 +478,7 @@ fn arith_unbounded(op: ArithOp, a: Sym, b: Sym) -> Result<Sym, Unsupported> {
 }
 
 /// `x/dx · c`, reduced so that the numerator is multiplied by as little as possible.
-fn times_constant(x: &BV, dx: &BigInt, c: &BigRational) -> Sym {
+pub(super) fn times_constant(x: &BV, dx: &BigInt, c: &BigRational) -> Sym {
     let (mut n, mut d) = (c.numer().clone(), c.denom().clone());
     if d.is_negative() {
         n = -n;
@@ -922,7 +500,7 @@ fn times_constant(x: &BV, dx: &BigInt, c: &BigRational) -> Sym {
     Sym::Float { num, den }
 }
 
-fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
+pub(super) fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
     let simplified = num.simplify();
     let text = format!("{simplified}");
     let value = parse_bv_literal(&text)?;
@@ -936,7 +514,7 @@ fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
     Some(BigRational::new(value, den.clone()))
 }
 
-fn parse_bv_literal(text: &str) -> Option<BigInt> {
+pub(super) fn parse_bv_literal(text: &str) -> Option<BigInt> {
     if let Some(hex) = text.strip_prefix("#x") {
         BigInt::parse_bytes(hex.as_bytes(), 16)
     } else if let Some(bin) = text.strip_prefix("#b") {
