@@ -221,6 +221,9 @@ fn block_has_draw(block: &[Stmt]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use simplebpf_dsl::ast::HandlerKind;
+    use simplebpf_dsl::interp::{self, Inputs, Request};
     use simplebpf_dsl::ir::Program;
 
     use super::*;
@@ -284,5 +287,170 @@ mod tests {
             "\tr = randomf(0, 1)\n\tmatch r < 0.5 and 100 / n > 3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
         );
         assert!(out.starts_with("changed: false"), "{out}");
+    }
+
+    /// A small deterministic generator of `req` handlers that exercise both rewrites: a
+    /// leading draw, nested matches that share their other arm, packet, state and draw tests
+    /// joined by `and`, a division, and sometimes a later draw.
+    struct Gen {
+        state: u64,
+        drawn: bool,
+    }
+
+    impl Gen {
+        fn below(&mut self, n: u64) -> u64 {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            self.state % n
+        }
+
+        fn atom(&mut self) -> String {
+            let k = self.below(300);
+            match self.below(if self.drawn { 6 } else { 4 }) {
+                0 => format!("byte_size(rpc, 'body') > {k}"),
+                1 => format!("n > {}", k % 20),
+                2 => format!("100 / n > {}", k % 30),
+                3 => "m == 0".to_string(),
+                4 => format!("r < 0.{}", 1 + k % 9),
+                _ => format!("r >= 0.{}", 1 + k % 9),
+            }
+        }
+
+        fn cond(&mut self) -> String {
+            let mut atoms = vec![self.atom()];
+            for _ in 0..self.below(3) {
+                atoms.push(self.atom());
+            }
+            atoms.join(" and ")
+        }
+
+        fn stmt(&mut self, depth: usize) -> String {
+            let choice = self.below(if depth > 5 { 4 } else { 7 });
+            self.stmt_of(depth, choice)
+        }
+
+        fn stmt_of(&mut self, depth: usize, choice: u64) -> String {
+            let tabs = "\t".repeat(depth);
+            match choice {
+                0 => format!("{tabs}m = m + 1\n"),
+                1 => format!("{tabs}n = n - 3\n"),
+                2 => format!("{tabs}send(err('no'), Up)\n"),
+                3 => format!("{tabs}send(rpc, Down)\n"),
+                4 => {
+                    let (then, other) = (self.block(depth + 2), self.block(depth + 2));
+                    let cond = self.cond();
+                    format!("{tabs}match {cond}:\n{tabs}\ttrue =>\n{then}{tabs}\tfalse =>\n{other}")
+                }
+                5 => {
+                    // The shape `flatten` merges: the inner match's other arm is the outer's.
+                    let other = self.block(depth + 4);
+                    let outer_other: String = other
+                        .lines()
+                        .map(|line| format!("{}\n", &line[2..]))
+                        .collect();
+                    let then = self.block(depth + 4);
+                    let (outer, inner) = (self.cond(), self.cond());
+                    format!(
+                        "{tabs}match {outer}:\n{tabs}\ttrue =>\n{tabs}\t\tmatch {inner}:\n{tabs}\t\t\ttrue =>\n{then}{tabs}\t\t\tfalse =>\n{other}{tabs}\tfalse =>\n{outer_other}"
+                    )
+                }
+                _ => {
+                    let (then, other) = (self.block(depth + 2), self.block(depth + 2));
+                    format!(
+                        "{tabs}match randomf(0, 1) < 0.3:\n{tabs}\ttrue =>\n{then}{tabs}\tfalse =>\n{other}"
+                    )
+                }
+            }
+        }
+
+        fn block(&mut self, depth: usize) -> String {
+            (0..1 + self.below(2)).map(|_| self.stmt(depth)).collect()
+        }
+
+        fn policy(seed: u64) -> String {
+            let mut gen_ = Gen {
+                state: seed | 1,
+                drawn: false,
+            };
+            let mut req = String::new();
+            if gen_.below(4) > 0 {
+                req.push_str("\tr = randomf(0, 1)\n");
+                gen_.drawn = true;
+            }
+            // Half the time a test right after the draw, which is where a draw can move.
+            if gen_.drawn && gen_.below(2) == 0 {
+                let choice = 4 + gen_.below(2);
+                req.push_str(&gen_.stmt_of(1, choice));
+            }
+            for _ in 0..1 + gen_.below(2) {
+                req.push_str(&gen_.stmt(1));
+            }
+            format!(
+                "state:\n\tn: int\n\tm: int\n\ninit():\n\tn = 7\n\tm = 0\n\nreq(rpc):\n{req}\nresp(rpc):\n\tsend(rpc, Up)\n"
+            )
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The law the rewrites rest on: the merged handler does what the policy does for
+        /// every input (action, state, records), and takes a prefix of its draws.
+        #[test]
+        fn merged_branches_mean_the_same(
+            seed in any::<u64>(),
+            inputs in prop::collection::vec(
+                (0u64..400, -20i64..40, 0i64..2, prop::collection::vec(any::<u32>(), 16)),
+                16,
+            ),
+        ) {
+            let source = Gen::policy(seed);
+            let analysis = simplebpf_dsl::analyze(&source);
+            let Some(program) = analysis.ir else {
+                panic!("{source}\n{:?}", analysis.diagnostics);
+            };
+            let merged = Program {
+                req: merge_branches(&program.req),
+                ..program.clone()
+            };
+            for (payload_len, n, m, draws) in inputs {
+                let mut pre = interp::load(&program, &[], 0).unwrap().state;
+                pre.vars.insert("n".into(), interp::Value::Int(n));
+                pre.vars.insert("m".into(), interp::Value::Int(m));
+                let inputs = Inputs {
+                    request: Request { payload_len },
+                    draws: &draws,
+                    time_ns: 0,
+                };
+                let before = interp::run(&program, HandlerKind::Req, &pre, &inputs).unwrap();
+                let after = interp::run(&merged, HandlerKind::Req, &pre, &inputs).unwrap();
+                prop_assert_eq!(&after.action, &before.action, "{}\n{}", source, merged);
+                prop_assert_eq!(&after.state, &before.state, "{}\n{}", source, merged);
+                prop_assert_eq!(&after.records, &before.records, "{}", source);
+                prop_assert!(after.draws_used <= before.draws_used, "{}", source);
+            }
+        }
+    }
+
+    /// The law above is only as good as the policies it sees: most of them must be changed
+    /// by the rewrites, by each of the two.
+    #[test]
+    fn the_generated_policies_exercise_both_rewrites() {
+        let (mut flattened, mut sunk) = (0, 0);
+        for seed in 0..200 {
+            let program = simplebpf_dsl::analyze(&Gen::policy(seed)).ir.unwrap();
+            let mut body = program.req.body.clone();
+            flatten(&mut body);
+            flattened += usize::from(body != program.req.body);
+            let before = body.clone();
+            sink_draws(&mut body);
+            sunk += usize::from(body != before);
+        }
+        eprintln!("flattened {flattened}, sunk {sunk} of 200");
+        assert!(
+            flattened >= 40 && sunk >= 20,
+            "flattened {flattened}, sunk {sunk} of 200"
+        );
     }
 }
