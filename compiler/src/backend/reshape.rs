@@ -6,7 +6,7 @@
 //! - `if A { if B { X } else { Y } } else { Y }` is `if A and B { X } else { Y }`: when `A`
 //!   fails, `B` is not evaluated either way.
 //! - `r = <draw>; if P and Q { X } else { Y }`, where the conjuncts `P` neither read `r` nor
-//!   can fail, becomes `if P { r = <draw>; if Q { X } else { Y } } else { Y }`. The draw is
+//!   have an effect, becomes `if P { r = <draw>; if Q { X } else { Y } } else { Y }`. The draw is
 //!   skipped where `P` is false. Only a draw after which no other draw is taken on that path
 //!   may be skipped, because the checker matches draws by order (the k-th
 //!   `bpf_get_prandom_u32` is the policy's k-th draw); and nothing else may read `r`.
@@ -171,8 +171,10 @@ fn and_all(exprs: Vec<Expr>) -> Option<Expr> {
     exprs.into_iter().reduce(and)
 }
 
-/// A conjunct that may run earlier and more often than written: it has no effect and no
-/// case where it fails (a division by zero), so evaluating it first changes nothing.
+/// A conjunct that may run earlier and more often than written: it has no effect (no draw,
+/// no map read, nothing opaque), so evaluating it first changes nothing. A division is kept
+/// where the policy put it too: `x / 0` is 0 in the language, so moving one would be exact,
+/// but a division by a run-time value costs a guarded helper call on every packet.
 fn total(expr: &Expr) -> bool {
     let mut total = true;
     walk_expr(expr, &mut |e| {
@@ -281,8 +283,18 @@ mod tests {
     }
 
     #[test]
-    fn a_test_that_can_fail_is_not_moved_before_the_draw() {
-        // `100 / n` divides by zero when n is 0; it may only run where the policy runs it.
+    fn a_second_draw_is_not_moved_before_the_first() {
+        // Taken first, it would get the first draw's value.
+        let out = merged(
+            "\tr = randomf(0, 1)\n\tmatch r < 0.5 and randomf(0, 1) < 0.3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
+        );
+        assert!(out.starts_with("changed: false"), "{out}");
+    }
+
+    #[test]
+    fn a_division_is_not_moved_before_the_draw() {
+        // `100 / n` by a run-time value is a guarded helper call: it stays where the policy
+        // evaluates it.
         let out = merged(
             "\tr = randomf(0, 1)\n\tmatch r < 0.5 and 100 / n > 3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
         );
