@@ -1,9 +1,8 @@
 //! The LLM optimizer (`build --llm-optimize`) against a scripted OpenAI-compatible server
 //! (real HTTP on 127.0.0.1), through the command line. The policy is `fault_condition`: the
-//! search's best program still tests the payload size in the handler, and a person can fold
-//! that test into the filter's length check (a payload of 100 bytes or less ends like a
-//! non-RPC), which the search does not try, so "cheaper and right" exists. Every object a run
-//! writes is re-checked.
+//! search's best program ends in a branch on the draw, and a person can compute the verdict
+//! from the borrow of `r - threshold` instead (one x86 instruction fewer), which the search
+//! does not try, so "cheaper and right" exists. Every object a run writes is re-checked.
 
 mod common;
 
@@ -15,43 +14,22 @@ use serde_json::Value as Json;
 
 const POLICY: &str = "fault_condition";
 
-/// The handler as the search's winner (`branches=merged`) writes it.
-const MERGED: &str = "\tif ((payload_len > 100LL)) {
-\t\tr = (__s64)(bpf_get_prandom_u32());
-\t\tif (r < 429496730LL) {
-\t\t\treturn XDP_DROP;\t/* err('fault_injected') */
-\t\t} else {
-\t\t\treturn XDP_PASS;\t/* forward */
-\t\t}
+/// The handler as the search's winner writes it (`branches=merged`, the size test in the
+/// filter).
+const BRANCH: &str = "\tr = (__s64)(bpf_get_prandom_u32());
+\tif (r < 429496730LL) {
+\t\treturn XDP_DROP;\t/* err('fault_injected') */
 \t} else {
 \t\treturn XDP_PASS;\t/* forward */
 \t}
 ";
-/// The same with the size test gone from the handler, for the filter below.
-const FOLDED: &str = "\tr = (__s64)(bpf_get_prandom_u32());
-\tif (r < 429496730LL)
-\t\treturn XDP_DROP;
-\treturn XDP_PASS;
+/// The same verdict without a branch: `r < 429496730` exactly when `r - 429496730` wraps.
+const BORROW: &str = "\treturn XDP_PASS - (((__u64)bpf_get_prandom_u32() - 429496730ULL) >> 63);
 ";
 /// One more draw value dropped: the threshold is off by one.
-const FOLDED_WRONG: &str = "\tr = (__s64)(bpf_get_prandom_u32());
-\tif (r < 429496731LL)
-\t\treturn XDP_DROP;
-\treturn XDP_PASS;
+const BORROW_WRONG: &str =
+    "\treturn XDP_PASS - (((__u64)bpf_get_prandom_u32() - 429496731ULL) >> 63);
 ";
-/// The fused filter's length check, and the same check refusing payloads of 100 bytes or
-/// less: the length is kept minus 101 so one range check does both.
-const LENGTH_CHECK: [(&str, &str); 3] = [
-    (
-        "((SERVICE_PORT << 16) | 8);",
-        "((SERVICE_PORT << 16) | (8 + 101));",
-    ),
-    (
-        "if (length > 0xFFF7 || end + length > data_end)",
-        "if (length > 0xFFF7 - 101 || end + 101 + length > data_end)",
-    ),
-    ("*payload_len = length;", "*payload_len = length + 101;"),
-];
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -102,8 +80,7 @@ impl Dir {
     }
 }
 
-/// The search's winner's C with the size test folded into the filter and the handler
-/// replaced by `handler`.
+/// The search's winner's C with its handler's end replaced by `handler`.
 fn variant(dir: &Dir, handler: &str) -> String {
     let (output, _) = dir.build("plain", &[]);
     assert!(
@@ -112,12 +89,8 @@ fn variant(dir: &Dir, handler: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     let c = std::fs::read_to_string(dir.out("plain", "bpf.c")).unwrap();
-    let mut changed = c.replace(MERGED, handler);
+    let changed = c.replace(BRANCH, handler);
     assert_ne!(changed, c, "the handler is not the search's:\n{c}");
-    for (from, to) in LENGTH_CHECK {
-        assert!(changed.contains(from), "no `{from}` in the filter:\n{c}");
-        changed = changed.replace(from, to);
-    }
     changed
 }
 
@@ -161,7 +134,7 @@ fn jited(report: &Json, when: &str) -> Option<u64> {
 #[test]
 fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
     let dir = Dir::new();
-    let cheaper = variant(&dir, FOLDED);
+    let cheaper = variant(&dir, BORROW);
     let (_, plain) = dir.build("plain", &[]);
     let plain = plain.unwrap();
     let (server, _, report) = optimize(
@@ -186,7 +159,7 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
     // The prompt showed the search's winner, its cost and its instructions.
     let user = &server.messages(0)[1].1;
     assert!(user.contains("The best proven program so far"), "{user}");
-    assert!(user.contains(MERGED.trim_end()), "{user}");
+    assert!(user.contains(BRANCH.trim_end()), "{user}");
     assert!(user.contains("call bpf_get_prandom_u32#7"), "{user}");
     if let (Some(search), Some(llm)) = (jited(&plain, "after"), jited(&report, "after")) {
         eprintln!("JIT: search {search}, LLM optimizer {llm}");
@@ -208,8 +181,8 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
 #[test]
 fn a_cheaper_wrong_proposal_is_refused_and_its_counterexample_is_the_next_prompt() {
     let dir = Dir::new();
-    let wrong = variant(&dir, FOLDED_WRONG);
-    let right = variant(&dir, FOLDED);
+    let wrong = variant(&dir, BORROW_WRONG);
+    let right = variant(&dir, BORROW);
     let (server, _, report) = optimize(&dir, vec![Reply::c(&wrong), Reply::c(&right)], "3");
     assert_eq!(outcomes(&report), ["not_equivalent", "accepted"]);
     let feedback = server.last_user(1);

@@ -42,7 +42,8 @@ fn every_example_becomes_readable_c() {
 }
 
 /// `branches=merged` on fault_condition: one draw, taken only for a payload over 100 bytes,
-/// and `r < 0.5` gone because `r < 0.1` implies it.
+/// and `r < 0.5` gone because `r < 0.1` implies it; with the fused filter, no size test left
+/// in the handler.
 #[test]
 fn merged_branches_test_the_packet_before_the_draw() {
     let path = examples()
@@ -60,6 +61,24 @@ fn merged_branches_test_the_packet_before_the_draw() {
     let emitted = backend::emit(analysis.ir.as_ref().unwrap(), &options).unwrap();
     let body = &emitted.c_source[emitted.c_source.find("SEC(\"xdp\")").unwrap()..];
     insta::assert_snapshot!(body);
+
+    // With the fused filter, the size test moves into the filter's length check.
+    let fused = Options {
+        strategy: backend::Strategy {
+            filter: backend::FilterShape::Fused,
+            ..options.strategy
+        },
+        ..options
+    };
+    let emitted = backend::emit(analysis.ir.as_ref().unwrap(), &fused).unwrap();
+    let c = &emitted.c_source;
+    assert!(c.contains("#define MIN_PAYLOAD 101\n"), "{c}");
+    assert!(
+        c.contains("if (length > 0xFFF7 - MIN_PAYLOAD || end + MIN_PAYLOAD + length > data_end)"),
+        "{c}"
+    );
+    let handler = &c[c.find("SEC(\"xdp\")").unwrap()..];
+    insta::assert_snapshot!("merged_branches_with_the_fused_filter", handler);
 }
 
 /// Policies the eBPF target refuses, each with the reason it must give.

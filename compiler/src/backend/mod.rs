@@ -123,6 +123,29 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
         return Err(diagnostics);
     }
 
+    let folded;
+    let mut min_payload = 0;
+    let program = match (options.strategy.branches, options.strategy.filter) {
+        (BranchShape::Merged, FilterShape::Fused) => {
+            let value = |id: StateId| match &storage[id.0 as usize] {
+                Storage::Folded(Value::Int(v)) => Some(i128::from(*v)),
+                Storage::Folded(Value::Uint(v)) => Some(i128::from(*v)),
+                _ => None,
+            };
+            match reshape::fold_min_payload(&program.req, &value) {
+                Some(fold) => {
+                    min_payload = fold.bytes;
+                    folded = Program {
+                        req: fold.handler,
+                        ..program.clone()
+                    };
+                    &folded
+                }
+                None => program,
+            }
+        }
+        _ => program,
+    };
     let stored = |id: StateId| !matches!(storage[id.0 as usize], Storage::Folded(_));
     let sharing = analysis::sharing(program, &program.req, &stored);
     if let Some((map, span)) = sharing.map_read_and_written {
@@ -260,16 +283,17 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
     };
 
     let function = format!("{}_req", c_identifier(&options.name));
-    let c_source = assemble(
+    let c_source = assemble(&Assembly {
         program,
         options,
-        &layout,
-        &initial.state,
-        &local_names,
-        &generated,
-        &function,
+        layout: &layout,
+        initial: &initial.state,
+        local_names: &local_names,
+        generated: &generated,
+        function: &function,
         draws,
-    )
+        min_payload,
+    })
     .map_err(|diagnostic| vec![*diagnostic])?;
     Ok(Emitted {
         c_source,
@@ -439,17 +463,32 @@ fn scale_var_name(program: &Program, var: ScaleVar) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn assemble(
-    program: &Program,
-    options: &Options,
-    layout: &Layout,
-    initial: &interp::State,
-    local_names: &[String],
-    generated: &handler::Generated,
-    function: &str,
+/// Everything the C file is put together from.
+struct Assembly<'a> {
+    program: &'a Program,
+    options: &'a Options,
+    layout: &'a Layout,
+    initial: &'a interp::State,
+    local_names: &'a [String],
+    generated: &'a handler::Generated,
+    function: &'a str,
     draws: Draws,
-) -> Result<String, Box<Diagnostic>> {
+    /// Folded into the RPC filter (`reshape::fold_min_payload`); 0 for none.
+    min_payload: u64,
+}
+
+fn assemble(assembly: &Assembly<'_>) -> Result<String, Box<Diagnostic>> {
+    let &Assembly {
+        program,
+        options,
+        layout,
+        initial,
+        local_names,
+        generated,
+        function,
+        draws,
+        min_payload,
+    } = assembly;
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -565,7 +604,11 @@ fn assemble(
         c.push_str(prelude::TEST_HOOKS);
         c.push('\n');
     }
-    c.push_str(&prelude::rpc_filter(options.port, options.strategy.filter));
+    c.push_str(&prelude::rpc_filter(
+        options.port,
+        options.strategy.filter,
+        min_payload,
+    ));
     c.push('\n');
     c.push_str(&prelude::helpers(generated.helpers));
 

@@ -17,18 +17,28 @@ pub const INCLUDES: &str = "\
 
 /// `sb_rpc_payload`: 1 and the payload length when the frame is an RPC request to the service
 /// port, 0 for every other frame (which then passes untouched).
-pub fn rpc_filter(port: u16, shape: FilterShape) -> String {
-    let (how, body) = match shape {
-        FilterShape::PerField => ("", PER_FIELD_BODY),
-        FilterShape::Fused => (
-            " Fields are read fused: see the build's strategy.",
-            FUSED_BODY,
+///
+/// `min_payload`, with the fused shape only, folds the handler's first test: a payload of
+/// fewer bytes is refused by the filter (`reshape::fold_min_payload` says when that is
+/// exact).
+pub fn rpc_filter(port: u16, shape: FilterShape, min_payload: u64) -> String {
+    let (how, body, min_payload) = match (shape, min_payload) {
+        (FilterShape::PerField, _) => ("", PER_FIELD_BODY.to_string(), String::new()),
+        (FilterShape::Fused, 0) => (
+            FUSED_HOW,
+            format!("{FUSED_BODY}{FUSED_LENGTH}"),
+            String::new(),
+        ),
+        (FilterShape::Fused, _) => (
+            FUSED_HOW,
+            format!("{FUSED_BODY}{FUSED_LENGTH_AT_LEAST}"),
+            format!("#define MIN_PAYLOAD {min_payload}\n"),
         ),
     };
     format!(
         "\
 #define SERVICE_PORT {port}
-
+{min_payload}
 /* docs/language.md §4.1: Ethernet II; IPv4 with any valid IHL and no fragment, or IPv6 without
  * extension headers; UDP to SERVICE_PORT whose length field is at least 8 and within the
  * frame. Anything else is not an RPC.{how} */
@@ -40,6 +50,8 @@ static __always_inline int sb_rpc_payload(struct xdp_md *ctx, __s64 *payload_len
 "
     )
 }
+
+const FUSED_HOW: &str = " Fields are read fused: see the build's strategy.";
 
 /// The filter with fused reads. The constants: bytes 12–15 as a big-endian word are
 /// 0x0800_45XX…0x0800_4FXX for IPv4 version 4 with IHL 5–15, and 0x86DD_6XXX for IPv6
@@ -79,11 +91,29 @@ const FUSED_BODY: &str =
 	}
 	if (end > data_end)
 		return 0;
-	__u32 length = bpf_ntohl(*(__u32 *)(end - 6)) - ((SERVICE_PORT << 16) | 8);
+";
+
+/// The fused filter's last step: the UDP word minus (port, 8) is the payload length.
+const FUSED_LENGTH: &str =
+    "\t__u32 length = bpf_ntohl(*(__u32 *)(end - 6)) - ((SERVICE_PORT << 16) | 8);
 
 	if (length > 0xFFF7 || end + length > data_end)
 		return 0;
 	*payload_len = length;
+	return 1;
+";
+
+/// The same when a payload shorter than `MIN_PAYLOAD` ends as a non-RPC does: the word minus
+/// (port, 8 + MIN_PAYLOAD) is in range exactly when the port matches and the payload is long
+/// enough, so one range check refuses both.
+const FUSED_LENGTH_AT_LEAST: &str =
+    "\t/* The payload length minus MIN_PAYLOAD: a shorter payload ends as a non-RPC does (the
+	 * handler forwards it untouched), so the range check refuses it with the rest. */
+	__u32 length = bpf_ntohl(*(__u32 *)(end - 6)) - ((SERVICE_PORT << 16) | (8 + MIN_PAYLOAD));
+
+	if (length > 0xFFF7 - MIN_PAYLOAD || end + MIN_PAYLOAD + length > data_end)
+		return 0;
+	*payload_len = length + MIN_PAYLOAD;
 	return 1;
 ";
 

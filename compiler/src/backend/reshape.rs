@@ -2,7 +2,7 @@
 //! that means the same under the language's short-circuit `and` but branches less, so clang
 //! emits fewer tests and a draw is taken only on the paths that need it.
 //!
-//! Two rewrites, both exact for every input:
+//! Two rewrites of the handler alone, both exact for every input:
 //! - `if A { if B { X } else { Y } } else { Y }` is `if A and B { X } else { Y }`: when `A`
 //!   fails, `B` is not evaluated either way.
 //! - `r = <draw>; if P and Q { X } else { Y }`, where the conjuncts `P` neither read `r` nor
@@ -11,11 +11,19 @@
 //!   may be skipped, because the checker matches draws by order (the k-th
 //!   `bpf_get_prandom_u32` is the policy's k-th draw); and nothing else may read `r`.
 //!
+//!
+//! And one that hands a test to the RPC filter (with the fused filter only, whose length
+//! check takes it for free): `if P and byte_size(rpc, _) > K { X } else { forward }` as the
+//! first statement forwards a payload of at most `K` bytes untouched, exactly as a frame that
+//! is not an RPC passes, so the filter refuses those and the handler keeps `if P { X } else
+//! { forward }` (`fold_min_payload`).
+//!
 //! The checker, not this module, is what makes a program under this strategy correct: the
 //! search judges each one through the gate.
 
 use simplebpf_dsl::ir::{
-    ArithOp, Block, Expr, ExprKind, Handler, LocalId, Place, Stmt, Type, same_shape, walk_expr,
+    Action, ArithOp, Block, CmpOp, Const, Expr, ExprKind, Handler, LocalId, Place, StateId, Stmt,
+    Type, same_shape, walk_expr,
 };
 
 use super::analysis::any_expr;
@@ -145,6 +153,95 @@ fn sink_at(body: &Block, index: usize) -> Option<Stmt> {
         ],
         else_block: else_block.clone(),
     })
+}
+
+/// A handler whose first test on the payload size moved into the RPC filter.
+#[derive(Debug)]
+pub struct MinPayload {
+    pub handler: Handler,
+    /// Payloads shorter than this are refused by the filter.
+    pub bytes: u64,
+}
+
+/// `if P and byte_size(rpc, _) > K and Q { X } else { forward }` as the handler's first
+/// statement, with `P` free of effects: a payload of at most `K` bytes is forwarded
+/// untouched, which is what happens to a frame that is not an RPC at all, so the filter may
+/// refuse it instead, and the handler keeps `if P and Q { X } else { forward }`. `value` is
+/// the build-time value of a state variable no handler writes (`min_size` in
+/// fault_condition), if it has one.
+pub fn fold_min_payload(
+    handler: &Handler,
+    value: &dyn Fn(StateId) -> Option<i128>,
+) -> Option<MinPayload> {
+    let (first, rest) = handler.body.split_first()?;
+    let Stmt::If {
+        cond,
+        then_block,
+        else_block,
+    } = first
+    else {
+        return None;
+    };
+    if !matches!(
+        else_block.as_slice(),
+        [Stmt::Send {
+            action: Action::Forward,
+            ..
+        }]
+    ) {
+        return None;
+    }
+    let all = conjuncts(cond);
+    let (index, bytes) = all.iter().enumerate().find_map(|(index, c)| {
+        let bytes = minimum_payload(c, value)?;
+        all[..index].iter().all(total).then_some((index, bytes))
+    })?;
+    let others: Vec<Expr> = all
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| (i != index).then_some(c))
+        .collect();
+    let mut body = match and_all(others) {
+        Some(cond) => vec![Stmt::If {
+            cond,
+            then_block: then_block.clone(),
+            else_block: else_block.clone(),
+        }],
+        None => then_block.clone(),
+    };
+    body.extend(rest.iter().cloned());
+    Some(MinPayload {
+        handler: Handler {
+            body,
+            ..handler.clone()
+        },
+        bytes,
+    })
+}
+
+/// The least payload length for which `expr` holds, when it is `byte_size(rpc, _) > K` (or
+/// `>=`, or the sides swapped) with `K` known at build time and within a payload's range.
+fn minimum_payload(expr: &Expr, value: &dyn Fn(StateId) -> Option<i128>) -> Option<u64> {
+    let ExprKind::Compare { op, lhs, rhs } = &expr.kind else {
+        return None;
+    };
+    let known = |e: &Expr| match &e.kind {
+        ExprKind::Const(Const::Int(v)) => Some(i128::from(*v)),
+        ExprKind::Const(Const::Uint(v)) => Some(i128::from(*v)),
+        ExprKind::State(id) => value(*id),
+        _ => None,
+    };
+    let least = match (&lhs.kind, op, &rhs.kind) {
+        (ExprKind::PayloadLen, CmpOp::Gt, _) => known(rhs)? + 1,
+        (ExprKind::PayloadLen, CmpOp::Ge, _) => known(rhs)?,
+        (_, CmpOp::Lt, ExprKind::PayloadLen) => known(lhs)? + 1,
+        (_, CmpOp::Le, ExprKind::PayloadLen) => known(lhs)?,
+        _ => return None,
+    };
+    // At most the largest payload a UDP length can carry: beyond it nothing is an RPC.
+    u64::try_from(least)
+        .ok()
+        .filter(|bytes| (1..=65535 - 8).contains(bytes))
 }
 
 fn conjuncts(expr: &Expr) -> Vec<Expr> {
@@ -301,6 +398,48 @@ mod tests {
         assert!(out.starts_with("changed: false"), "{out}");
     }
 
+    /// The payload length `fold_min_payload` moves into the filter, if any, with `n` known
+    /// to be 100 at build time.
+    fn folded_bytes(req: &str) -> Option<u64> {
+        let source = format!(
+            "state:\n\tn: int\n\tm: int\n\ninit():\n\tn = 100\n\nreq(rpc):\n{req}\nresp(rpc):\n\tsend(rpc, Up)\n"
+        );
+        let program = simplebpf_dsl::analyze(&source).ir.unwrap();
+        let n = |id: StateId| (id.0 == 0).then_some(100);
+        fold_min_payload(&merge_branches(&program.req), &n).map(|fold| fold.bytes)
+    }
+
+    #[test]
+    fn a_first_size_test_whose_other_arm_forwards_moves_into_the_filter() {
+        let then = "\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n";
+        let fold = |cond: &str| folded_bytes(&format!("\tmatch {cond}:\n{then}"));
+        assert_eq!(fold("byte_size(rpc, 'body') > n"), Some(101));
+        assert_eq!(fold("byte_size(rpc, 'body') >= 100"), Some(100));
+        assert_eq!(fold("100 < byte_size(rpc, 'body')"), Some(101));
+        assert_eq!(fold("m == 0 and byte_size(rpc, 'body') > 7"), Some(8));
+        // Nothing to fold: no lower bound, a bound no payload passes, a run-time bound.
+        assert_eq!(fold("byte_size(rpc, 'body') < 100"), None);
+        assert_eq!(fold("byte_size(rpc, 'body') > 65527"), None);
+        assert_eq!(fold("byte_size(rpc, 'body') > m"), None);
+    }
+
+    #[test]
+    fn a_size_test_is_not_folded_when_a_short_payload_does_more_than_forward() {
+        // The other arm rejects; something runs before the test.
+        assert_eq!(
+            folded_bytes(
+                "\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tsend(err('short'), Up)\n"
+            ),
+            None
+        );
+        assert_eq!(
+            folded_bytes(
+                "\tm = m + 1\n\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n"
+            ),
+            None
+        );
+    }
+
     /// A small deterministic generator of `req` handlers that exercise both rewrites: a
     /// leading draw, nested matches that share their other arm, packet, state and draw tests
     /// joined by `and`, a division, and sometimes a later draw.
@@ -321,6 +460,8 @@ mod tests {
             let k = self.below(300);
             match self.below(if self.drawn { 6 } else { 4 }) {
                 0 => format!("byte_size(rpc, 'body') > {k}"),
+                // A second draw inside a test: it may not move ahead of anything.
+                1 if k < 40 => format!("randomf(0, 1) < 0.{}", 1 + k % 9),
                 1 => format!("n > {}", k % 20),
                 2 => format!("100 / n > {}", k % 30),
                 3 => "m == 0".to_string(),
@@ -367,10 +508,24 @@ mod tests {
                         "{tabs}match {outer}:\n{tabs}\ttrue =>\n{tabs}\t\tmatch {inner}:\n{tabs}\t\t\ttrue =>\n{then}{tabs}\t\t\tfalse =>\n{other}{tabs}\tfalse =>\n{outer_other}"
                     )
                 }
-                _ => {
+                6 => {
                     let (then, other) = (self.block(depth + 2), self.block(depth + 2));
                     format!(
                         "{tabs}match randomf(0, 1) < 0.3:\n{tabs}\ttrue =>\n{then}{tabs}\tfalse =>\n{other}"
+                    )
+                }
+                _ => {
+                    // The shape `fold_min_payload` folds: a size test among others, the
+                    // other arm forwarding.
+                    let then = self.block(depth + 2);
+                    let size = format!("byte_size(rpc, 'body') > {}", self.below(300));
+                    let cond = match self.below(3) {
+                        0 => size,
+                        1 => format!("{size} and {}", self.cond()),
+                        _ => format!("{} and {size}", self.cond()),
+                    };
+                    format!(
+                        "{tabs}match {cond}:\n{tabs}\ttrue =>\n{then}{tabs}\tfalse =>\n{tabs}\t\tsend(rpc, Down)\n"
                     )
                 }
             }
@@ -390,10 +545,13 @@ mod tests {
                 req.push_str("\tr = randomf(0, 1)\n");
                 gen_.drawn = true;
             }
-            // Half the time a test right after the draw, which is where a draw can move.
-            if gen_.drawn && gen_.below(2) == 0 {
-                let choice = 4 + gen_.below(2);
+            // Half the time a test right after the draw, which is where a draw can move, or
+            // one a filter can take.
+            if gen_.below(2) == 0 {
+                let choice = 4 + gen_.below(2) * 3;
                 req.push_str(&gen_.stmt_of(1, choice));
+            } else if gen_.drawn && gen_.below(2) == 0 {
+                req.push_str(&gen_.stmt_of(1, 5));
             }
             for _ in 0..1 + gen_.below(2) {
                 req.push_str(&gen_.stmt(1));
@@ -413,7 +571,7 @@ mod tests {
         fn merged_branches_mean_the_same(
             seed in any::<u64>(),
             inputs in prop::collection::vec(
-                (0u64..400, -20i64..40, 0i64..2, prop::collection::vec(any::<u32>(), 16)),
+                (0u64..400, -20i64..40, 0i64..2, prop::collection::vec(any::<u32>(), 64)),
                 16,
             ),
         ) {
@@ -426,6 +584,11 @@ mod tests {
                 req: merge_branches(&program.req),
                 ..program.clone()
             };
+            // The filter's share of the law: below the folded minimum the policy forwards
+            // and changes nothing, at or above it the folded handler does what it does.
+            let folded = fold_min_payload(&merged.req, &|_| None).map(|fold| {
+                (fold.bytes, Program { req: fold.handler, ..merged.clone() })
+            });
             for (payload_len, n, m, draws) in inputs {
                 let mut pre = interp::load(&program, &[], 0).unwrap().state;
                 pre.vars.insert("n".into(), interp::Value::Int(n));
@@ -441,6 +604,17 @@ mod tests {
                 prop_assert_eq!(&after.state, &before.state, "{}\n{}", source, merged);
                 prop_assert_eq!(&after.records, &before.records, "{}", source);
                 prop_assert!(after.draws_used <= before.draws_used, "{}", source);
+                if let Some((bytes, folded)) = &folded {
+                    if payload_len < *bytes {
+                        prop_assert_eq!(&before.action, &interp::Action::Forward, "{}", source);
+                        prop_assert_eq!(&before.state, &pre, "{}", source);
+                        prop_assert!(before.records.is_empty(), "{}", source);
+                    } else {
+                        let after = interp::run(folded, HandlerKind::Req, &pre, &inputs).unwrap();
+                        prop_assert_eq!(&after.action, &before.action, "{}\n{}", source, folded);
+                        prop_assert_eq!(&after.state, &before.state, "{}\n{}", source, folded);
+                    }
+                }
             }
         }
     }
@@ -448,8 +622,8 @@ mod tests {
     /// The law above is only as good as the policies it sees: most of them must be changed
     /// by the rewrites, by each of the two.
     #[test]
-    fn the_generated_policies_exercise_both_rewrites() {
-        let (mut flattened, mut sunk) = (0, 0);
+    fn the_generated_policies_exercise_every_rewrite() {
+        let (mut flattened, mut sunk, mut folded) = (0, 0, 0);
         for seed in 0..200 {
             let program = simplebpf_dsl::analyze(&Gen::policy(seed)).ir.unwrap();
             let mut body = program.req.body.clone();
@@ -458,11 +632,14 @@ mod tests {
             let before = body.clone();
             sink_draws(&mut body);
             sunk += usize::from(body != before);
+            let merged = Handler {
+                body,
+                ..program.req.clone()
+            };
+            folded += usize::from(fold_min_payload(&merged, &|_| None).is_some());
         }
-        eprintln!("flattened {flattened}, sunk {sunk} of 200");
-        assert!(
-            flattened >= 40 && sunk >= 20,
-            "flattened {flattened}, sunk {sunk} of 200"
-        );
+        let counts = format!("flattened {flattened}, sunk {sunk}, folded {folded} of 200");
+        eprintln!("{counts}");
+        assert!(flattened >= 40 && sunk >= 20 && folded >= 10, "{counts}");
     }
 }

@@ -82,10 +82,11 @@ pub enum BranchShape {
     /// One C `if` per `match`, as the policy nests them.
     #[default]
     AsWritten,
-    /// Nested matches that share their other arm merged into one condition, and a draw
-    /// taken only where a packet test before it passes (`reshape.rs`): fault_condition's
-    /// `r < 0.5` then `r < prob and size > min` becomes `size > min`, then one draw and
-    /// `r < prob`.
+    /// Nested matches that share their other arm merged into one condition, a draw taken
+    /// only where a packet test before it passes, and with the fused filter a first payload
+    /// size test folded into the filter's length check (`reshape.rs`): fault_condition's
+    /// `r < 0.5` then `r < prob and size > min` becomes a filter that refuses payloads of
+    /// at most `min` bytes, then one draw and `r < prob`.
     Merged,
 }
 
