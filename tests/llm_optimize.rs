@@ -1,8 +1,9 @@
 //! The LLM optimizer (`build --llm-optimize`) against a scripted OpenAI-compatible server
-//! (real HTTP on 127.0.0.1), through the command line. The policy is `fault_condition`: the
-//! search's best program ends in a branch on the draw, and a person can compute the verdict
-//! from the borrow of `r - threshold` instead (one x86 instruction fewer), which the search
-//! does not try, so "cheaper and right" exists. Every object a run writes is re-checked.
+//! (real HTTP on 127.0.0.1), through the command line, on `fault_condition`. Where a cheaper
+//! answer must exist, the search is held to its first program (`--optimize-budget 0`) and
+//! the model answers with what the whole search finds, so "cheaper and right" exists however
+//! good the search becomes; the other cases run the whole search. Every object a run writes
+//! is re-checked.
 
 mod common;
 
@@ -14,22 +15,14 @@ use serde_json::Value as Json;
 
 const POLICY: &str = "fault_condition";
 
-/// The handler as the search's winner writes it (`branches=merged`, the size test in the
-/// filter).
-const BRANCH: &str = "\tr = (__s64)(bpf_get_prandom_u32());
-\tif (r < 429496730LL) {
-\t\treturn XDP_DROP;\t/* err('fault_injected') */
-\t} else {
-\t\treturn XDP_PASS;\t/* forward */
-\t}
-";
-/// The same verdict without a branch: `r < 429496730` exactly when `r - 429496730` wraps.
-const BORROW: &str = "\treturn XDP_PASS - (((__u64)bpf_get_prandom_u32() - 429496730ULL) >> 63);
-";
-/// One more draw value dropped: the threshold is off by one.
-const BORROW_WRONG: &str =
-    "\treturn XDP_PASS - (((__u64)bpf_get_prandom_u32() - 429496731ULL) >> 63);
-";
+/// The rules backend's first program tests `r < 0.5` around the rest.
+const FIRST_TEST: &str = "if (r < 2147483648LL) {";
+/// The draw threshold of `r < prob`, in every program's C.
+const THRESHOLD: &str = "429496730";
+/// One more draw value dropped: a wrong program.
+const THRESHOLD_WRONG: &str = "429496731";
+/// The search held to the program it starts from.
+const NO_SEARCH: [&str; 2] = ["--optimize-budget", "0"];
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -80,8 +73,8 @@ impl Dir {
     }
 }
 
-/// The search's winner's C with its handler's end replaced by `handler`.
-fn variant(dir: &Dir, handler: &str) -> String {
+/// The whole search's winner's C, with its draw threshold replaced by `threshold`.
+fn searched(dir: &Dir, threshold: &str) -> String {
     let (output, _) = dir.build("plain", &[]);
     assert!(
         output.status.success(),
@@ -89,26 +82,29 @@ fn variant(dir: &Dir, handler: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     let c = std::fs::read_to_string(dir.out("plain", "bpf.c")).unwrap();
-    let changed = c.replace(BRANCH, handler);
-    assert_ne!(changed, c, "the handler is not the search's:\n{c}");
-    changed
+    assert!(c.contains(THRESHOLD), "{c}");
+    c.replace(THRESHOLD, threshold)
 }
 
 /// `build --llm-optimize` against a server playing `script`.
-fn optimize(dir: &Dir, script: Vec<Reply>, rounds: &str) -> (ScriptedServer, Output, Json) {
+fn optimize(
+    dir: &Dir,
+    script: Vec<Reply>,
+    rounds: &str,
+    extra: &[&str],
+) -> (ScriptedServer, Output, Json) {
     let server = ScriptedServer::start(script);
-    let (output, report) = dir.build(
-        "llm",
-        &[
-            "--llm-optimize",
-            "--llm-url",
-            &server.url,
-            "--llm-model",
-            "scripted",
-            "--optimize-rounds",
-            rounds,
-        ],
-    );
+    let mut args = vec![
+        "--llm-optimize",
+        "--llm-url",
+        &server.url,
+        "--llm-model",
+        "scripted",
+        "--optimize-rounds",
+        rounds,
+    ];
+    args.extend_from_slice(extra);
+    let (output, report) = dir.build("llm", &args);
     assert!(
         output.status.success(),
         "{}",
@@ -134,9 +130,7 @@ fn jited(report: &Json, when: &str) -> Option<u64> {
 #[test]
 fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
     let dir = Dir::new();
-    let cheaper = variant(&dir, BORROW);
-    let (_, plain) = dir.build("plain", &[]);
-    let plain = plain.unwrap();
+    let cheaper = searched(&dir, THRESHOLD);
     let (server, _, report) = optimize(
         &dir,
         vec![
@@ -145,6 +139,7 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
             Reply::c(&cheaper),
         ],
         "3",
+        &NO_SEARCH,
     );
     assert_eq!(outcomes(&report), ["accepted"]);
     assert_eq!(
@@ -156,16 +151,16 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
     assert_eq!(report["checker"]["verdict"], "equivalent");
     let written = std::fs::read_to_string(dir.out("llm", "bpf.c")).unwrap();
     assert_eq!(written, cheaper);
-    // The prompt showed the search's winner, its cost and its instructions.
+    // The prompt showed the best program so far (the first), its cost and its instructions.
     let user = &server.messages(0)[1].1;
     assert!(user.contains("The best proven program so far"), "{user}");
-    assert!(user.contains(BRANCH.trim_end()), "{user}");
+    assert!(user.contains(FIRST_TEST), "{user}");
     assert!(user.contains("call bpf_get_prandom_u32#7"), "{user}");
-    if let (Some(search), Some(llm)) = (jited(&plain, "after"), jited(&report, "after")) {
-        eprintln!("JIT: search {search}, LLM optimizer {llm}");
-        assert!(llm < search, "{search} → {llm}");
+    if let (Some(first), Some(llm)) = (jited(&report, "before"), jited(&report, "after")) {
+        eprintln!("JIT: first program {first}, LLM optimizer {llm}");
+        assert!(llm < first, "{first} → {llm}");
         assert!(
-            user.contains(&format!("{search} x86 instructions")),
+            user.contains(&format!("{first} x86 instructions")),
             "{user}"
         );
         // And the JIT's own code, one x86 instruction a line: as many as it counts.
@@ -174,21 +169,26 @@ fn a_cheaper_right_proposal_is_accepted_after_the_server_drops_requests() {
             .nth(1)
             .and_then(|rest| rest.split("```").next())
             .unwrap_or_else(|| panic!("no x86 listing: {user}"));
-        assert_eq!(x86.lines().count() as u64, search, "{x86}");
+        assert_eq!(x86.lines().count() as u64, first, "{x86}");
     }
 }
 
 #[test]
 fn a_cheaper_wrong_proposal_is_refused_and_its_counterexample_is_the_next_prompt() {
     let dir = Dir::new();
-    let wrong = variant(&dir, BORROW_WRONG);
-    let right = variant(&dir, BORROW);
-    let (server, _, report) = optimize(&dir, vec![Reply::c(&wrong), Reply::c(&right)], "3");
+    let wrong = searched(&dir, THRESHOLD_WRONG);
+    let right = searched(&dir, THRESHOLD);
+    let (server, _, report) = optimize(
+        &dir,
+        vec![Reply::c(&wrong), Reply::c(&right)],
+        "3",
+        &NO_SEARCH,
+    );
     assert_eq!(outcomes(&report), ["not_equivalent", "accepted"]);
     let feedback = server.last_user(1);
     assert!(feedback.contains("counterexample"), "{feedback}");
     assert!(
-        feedback.contains("429496730"),
+        feedback.contains(THRESHOLD),
         "the draw at the boundary: {feedback}"
     );
     assert_eq!(report["optimizer"]["winner"], "llm round 2");
@@ -200,7 +200,7 @@ fn a_costlier_proposal_is_refused_as_not_cheaper() {
     let (output, _) = dir.build("first", &["--no-optimize"]);
     assert!(output.status.success());
     let costlier = std::fs::read_to_string(dir.out("first", "bpf.c")).unwrap();
-    let (server, _, report) = optimize(&dir, vec![Reply::c(&costlier)], "1");
+    let (server, _, report) = optimize(&dir, vec![Reply::c(&costlier)], "1", &[]);
     assert_eq!(outcomes(&report), ["not_cheaper"]);
     assert_eq!(server.requests().len(), 1);
     assert!(
@@ -227,7 +227,7 @@ fn garbage_changes_nothing() {
         Reply::answer("```c\nint main( {\n```"),
         Reply::answer("```c\n#include \"/etc/passwd\"\n```"),
     ];
-    let (_, _, report) = optimize(&dir, script, "3");
+    let (_, _, report) = optimize(&dir, script, "3", &[]);
     assert_eq!(
         outcomes(&report),
         ["no_code", "clang_error", "screen_rejected"]

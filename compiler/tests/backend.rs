@@ -79,6 +79,49 @@ fn merged_branches_test_the_packet_before_the_draw() {
     );
     let handler = &c[c.find("SEC(\"xdp\")").unwrap()..];
     insta::assert_snapshot!("merged_branches_with_the_fused_filter", handler);
+
+    // And the verdict as the borrow of `r - threshold`.
+    let arithmetic = Options {
+        strategy: backend::Strategy {
+            verdicts: backend::VerdictShape::Arithmetic,
+            ..fused.strategy
+        },
+        ..fused
+    };
+    let emitted = backend::emit(analysis.ir.as_ref().unwrap(), &arithmetic).unwrap();
+    let c = &emitted.c_source;
+    let handler = &c[c.find("SEC(\"xdp\")").unwrap()..];
+    insta::assert_snapshot!("merged_branches_with_an_arithmetic_verdict", handler);
+}
+
+/// `verdicts=arithmetic` changes only a test whose two arms are a reject and a forward and
+/// nothing else: logging_fault counts its drops, ratelimit holds the lock.
+#[test]
+fn arithmetic_verdicts_leave_other_handlers_alone() {
+    for name in ["logging_fault", "ratelimit", "logging"] {
+        let path = examples()
+            .into_iter()
+            .find(|p| p.file_stem().unwrap() == name)
+            .unwrap();
+        let analysis = simplebpf_dsl::analyze(&std::fs::read_to_string(&path).unwrap());
+        let emit = |verdicts| {
+            let options = Options {
+                strategy: backend::Strategy {
+                    verdicts,
+                    ..Default::default()
+                },
+                ..options(name)
+            };
+            backend::emit(analysis.ir.as_ref().unwrap(), &options)
+                .unwrap()
+                .c_source
+        };
+        assert_eq!(
+            emit(backend::VerdictShape::Arithmetic),
+            emit(backend::VerdictShape::Branch),
+            "{name}"
+        );
+    }
 }
 
 /// Policies the eBPF target refuses, each with the reason it must give.

@@ -43,8 +43,9 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_optimize: bool,
     /// Seconds the optimizer may search for a cheaper proven program; variants not tried
-    /// by then are counted in the report.
-    #[arg(long, value_name = "SECONDS", default_value_t = pipeline::DEFAULT_OPTIMIZE_BUDGET.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// by then are counted in the report. 0 tries none, so that `--llm-optimize` starts
+    /// from the first program.
+    #[arg(long, value_name = "SECONDS", default_value_t = pipeline::DEFAULT_OPTIMIZE_BUDGET.as_secs(), value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub optimize_budget: u64,
     /// After the search, ask the LLM (--llm-url, --llm-model) for a cheaper program: it is
     /// shown the best proven C, what it costs and its instructions, and an answer is kept

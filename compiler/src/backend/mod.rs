@@ -21,7 +21,7 @@ use simplebpf_dsl::{Code, Diagnostic};
 
 use handler::{Draws, Gen, ScaleVar, Setup};
 use layout::{Codec, Layout, Storage, VarLayout, is_scalar};
-pub use strategy::{AddendPlace, BranchShape, FilterShape, LockPlace, Strategy};
+pub use strategy::{AddendPlace, BranchShape, FilterShape, LockPlace, Strategy, VerdictShape};
 
 pub use crate::contract::EncodeError;
 use crate::contract::{len_symbol, scale_symbol};
@@ -215,6 +215,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Emitted, Vec<Diagnos
             draw_call,
             locked,
             addends: options.strategy.addends,
+            verdicts: options.strategy.verdicts,
         };
         let generated = Gen::run(&setup);
         let mut changed = None;

@@ -101,6 +101,30 @@ impl BranchShape {
     }
 }
 
+/// How a test that ends in one of two verdicts is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VerdictShape {
+    /// An `if` with a `return` in each arm.
+    #[default]
+    Branch,
+    /// `if (r < K) reject else forward`, with nothing else in either arm, as one
+    /// arithmetic return: `XDP_PASS − ((u64)r − K >> 63)`, since `r − K` borrows exactly when
+    /// `r < K` and XDP_DROP is XDP_PASS − 1 (fault, fault_condition: one JIT instruction
+    /// fewer). Only for a variable known to lie in [0, 2⁶³) and a program without the lock.
+    Arithmetic,
+}
+
+impl VerdictShape {
+    pub const ALL: [VerdictShape; 2] = [VerdictShape::Branch, VerdictShape::Arithmetic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictShape::Branch => "branch",
+            VerdictShape::Arithmetic => "arithmetic",
+        }
+    }
+}
+
 /// Everything the rules backend may vary without changing what a program means.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Strategy {
@@ -109,6 +133,7 @@ pub struct Strategy {
     pub lock: Option<LockPlace>,
     pub addends: AddendPlace,
     pub branches: BranchShape,
+    pub verdicts: VerdictShape,
 }
 
 impl Strategy {
@@ -131,12 +156,15 @@ impl Strategy {
             for filter in FilterShape::ALL {
                 for addends in AddendPlace::ALL {
                     for branches in BranchShape::ALL {
-                        all.push(Strategy {
-                            filter,
-                            lock,
-                            addends,
-                            branches,
-                        });
+                        for verdicts in VerdictShape::ALL {
+                            all.push(Strategy {
+                                filter,
+                                lock,
+                                addends,
+                                branches,
+                                verdicts,
+                            });
+                        }
                     }
                 }
             }
@@ -156,6 +184,9 @@ impl Strategy {
         }
         if self.branches != BranchShape::default() {
             out.push_str(&format!(" branches={}", self.branches.name()));
+        }
+        if self.verdicts != VerdictShape::default() {
+            out.push_str(&format!(" verdicts={}", self.verdicts.name()));
         }
         out
     }

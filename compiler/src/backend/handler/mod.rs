@@ -57,6 +57,7 @@ pub struct Setup<'a> {
     pub draw_call: &'a str,
     pub locked: bool,
     pub addends: super::strategy::AddendPlace,
+    pub verdicts: super::strategy::VerdictShape,
 }
 
 /// What one pass produced.

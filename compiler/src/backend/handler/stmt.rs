@@ -1,7 +1,9 @@
 //! Statements: assignments, state and map updates, vector appends, `if`, `match` and
 //! `send`, each as C lines, with the value ranges each branch learns.
 
+use super::cond::Cond;
 use super::*;
+use crate::backend::strategy::VerdictShape;
 
 impl Gen<'_> {
     pub(super) fn block(&mut self, block: &Block) {
@@ -351,6 +353,11 @@ impl Gen<'_> {
             self.env.live = false;
             return;
         };
+        if let Some(verdict) = self.arithmetic_verdict(&cond, then_block, else_block) {
+            self.line(&verdict);
+            self.env.live = false;
+            return;
+        }
         let base = self.env.clone();
         let mut then_env = base.clone();
         let mut else_env = base;
@@ -384,6 +391,76 @@ impl Gen<'_> {
                 self.env = Env::join(vec![then_env, else_env]);
             }
         }
+    }
+
+    /// `verdicts=arithmetic` (`strategy.rs`): the return that replaces `if (r < K) reject
+    /// else forward` (or the arms the other way round), when the test and both arms have
+    /// that shape.
+    fn arithmetic_verdict(
+        &mut self,
+        cond: &Cond,
+        then_block: &Block,
+        else_block: &Block,
+    ) -> Option<String> {
+        if self.s.verdicts != VerdictShape::Arithmetic || self.s.locked {
+            return None;
+        }
+        let (reject_when_below, reason) = match (then_block.as_slice(), else_block.as_slice()) {
+            (
+                [
+                    Stmt::Send {
+                        action: Action::Reject { reason },
+                        ..
+                    },
+                ],
+                [
+                    Stmt::Send {
+                        action: Action::Forward,
+                        ..
+                    },
+                ],
+            ) => (true, reason),
+            (
+                [
+                    Stmt::Send {
+                        action: Action::Forward,
+                        ..
+                    },
+                ],
+                [
+                    Stmt::Send {
+                        action: Action::Reject { reason },
+                        ..
+                    },
+                ],
+            ) => (false, reason),
+            _ => return None,
+        };
+        let (VarKey::Local(index), below) = cond.exact.clone()? else {
+            return None;
+        };
+        let known = self.env.ranges.get(&VarKey::Local(index))?.clone();
+        // `r < K` for an `r` in [0, 2⁶³): then `(u64)r − K` borrows exactly when it holds.
+        let is_below = below.lo == known.lo && below.hi < known.hi;
+        let fits = known.lo >= BigInt::zero() && known.hi < BigInt::from(1u64 << 63);
+        if !is_below || !fits {
+            return None;
+        }
+        let Some(CVal::Known(Value::Str(reason))) = self.expr(reason) else {
+            return None;
+        };
+        let name = self.local_name(LocalId(index)).to_string();
+        let k = &below.hi + 1;
+        let borrow = format!("(((__u64){name} - {k}ULL) >> 63)");
+        Some(if reject_when_below {
+            format!(
+                "return XDP_PASS - {borrow};\t/* err('{reason}') when {name} < {k}, else forward */"
+            )
+        } else {
+            format!(
+                "return XDP_DROP + {borrow};\t/* forward when {name} < {k}, else err('{reason}') */"
+            )
+        })
     }
 
     /// A block whose condition is decided at build time: its statements, unindented.
