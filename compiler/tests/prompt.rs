@@ -49,39 +49,37 @@ fn a_feedback_message() {
     insta::assert_snapshot!(render(&[message]));
 }
 
-#[test]
-fn the_optimizer_prompt() {
+/// The optimizer's user message for fault with a made-up best program; `x86` as the kernel
+/// measured it, or not.
+fn optimizer_prompt(cost: &str, x86: Option<&str>) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let source = std::fs::read_to_string(root.join("examples/fault.appnet")).unwrap();
     let program = simplebpf_dsl::analyze(&source).ir.unwrap();
     let best = prompt::Best {
         c: "int fault_req(struct xdp_md *ctx) { return XDP_PASS; }",
-        cost: "49 x86 instructions after the JIT, 35 BPF instructions after the verifier, 35 in the object",
+        cost,
         listing: "   0: w0 = 2\n   1: exit\n",
-        x86: Some(
-            "   0: endbr64\n   4: nop dword ptr [rax+rax]\n   9: xchg ax,ax\n   b: push rbp\n",
-        ),
+        x86,
     };
     let text = render(&prompt::optimize(&source, &program, 9000, best));
     // Only the user message: the system message is the fault snapshot's.
-    let user = text.split("=== user ===\n").nth(1).unwrap();
+    text.split("=== user ===\n").nth(1).unwrap().to_string()
+}
+
+#[test]
+fn the_optimizer_prompt() {
+    let user = optimizer_prompt(
+        "49 x86 instructions after the JIT, 35 BPF instructions after the verifier, 35 in the object",
+        Some("   0: endbr64\n   4: nop dword ptr [rax+rax]\n   9: xchg ax,ax\n   b: push rbp\n"),
+    );
     insta::assert_snapshot!(user);
 }
 
 #[test]
 fn the_optimizer_prompt_without_a_kernel_says_so() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let source = std::fs::read_to_string(root.join("examples/fault.appnet")).unwrap();
-    let program = simplebpf_dsl::analyze(&source).ir.unwrap();
-    let best = prompt::Best {
-        c: "int fault_req(struct xdp_md *ctx) { return XDP_PASS; }",
-        cost: "35 BPF instructions in the object",
-        listing: "   0: w0 = 2\n   1: exit\n",
-        x86: None,
-    };
-    let text = render(&prompt::optimize(&source, &program, 9000, best));
+    let user = optimizer_prompt("35 BPF instructions in the object", None);
     assert!(
-        text.contains("(not measured: no kernel to load it into)"),
-        "{text}"
+        user.contains("(not measured: no kernel to load it into)"),
+        "{user}"
     );
 }

@@ -354,48 +354,40 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn other_arms_that_differ_stay_nested() {
-        let out = merged(
+    /// Handlers neither rewrite may change, each with the reason.
+    const LEFT_ALONE: &[(&str, &str)] = &[
+        (
+            "the inner match's other arm is not the outer one's",
             "\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tmatch byte_size(rpc, 'body') > 100:\n\t\t\t\ttrue =>\n\t\t\t\t\tsend(err('no'), Up)\n\t\t\t\tfalse =>\n\t\t\t\t\tn = n + 1\n\t\t\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
-        );
-        assert!(out.starts_with("changed: false"), "{out}");
-    }
-
-    #[test]
-    fn a_draw_read_after_the_test_is_not_moved() {
-        let out = merged(
+        ),
+        (
+            "the draw is read after the test",
             "\tr = randomf(0, 1)\n\tmatch byte_size(rpc, 'body') > 100 and r < 0.5:\n\t\ttrue =>\n\t\t\tn = n + 1\n\t\tfalse =>\n\t\t\tpass\n\tmatch r < 0.1:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
-        );
-        assert!(out.starts_with("changed: false"), "{out}");
-    }
-
-    #[test]
-    fn a_draw_with_another_draw_after_it_is_not_moved() {
-        // Skipping the first draw would shift the second: the checker matches them by order.
-        let out = merged(
+        ),
+        (
+            // The checker matches draws by order: skipping the first would shift the second.
+            "another draw comes after it",
             "\tr = randomf(0, 1)\n\tmatch byte_size(rpc, 'body') > 100 and r < 0.5:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tpass\n\tmatch randomf(0, 1) < 0.1:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
-        );
-        assert!(out.starts_with("changed: false"), "{out}");
-    }
-
-    #[test]
-    fn a_second_draw_is_not_moved_before_the_first() {
-        // Taken first, it would get the first draw's value.
-        let out = merged(
+        ),
+        (
+            // Taken first, it would get the first draw's value.
+            "a second draw in the test",
             "\tr = randomf(0, 1)\n\tmatch r < 0.5 and randomf(0, 1) < 0.3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
-        );
-        assert!(out.starts_with("changed: false"), "{out}");
-    }
+        ),
+        (
+            // A division by a run-time value is a guarded helper call: it stays where the
+            // policy evaluates it.
+            "a division in the test",
+            "\tr = randomf(0, 1)\n\tmatch r < 0.5 and 100 / n > 3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
+        ),
+    ];
 
     #[test]
-    fn a_division_is_not_moved_before_the_draw() {
-        // `100 / n` by a run-time value is a guarded helper call: it stays where the policy
-        // evaluates it.
-        let out = merged(
-            "\tr = randomf(0, 1)\n\tmatch r < 0.5 and 100 / n > 3:\n\t\ttrue =>\n\t\t\tsend(err('no'), Up)\n\t\tfalse =>\n\t\t\tsend(rpc, Down)\n",
-        );
-        assert!(out.starts_with("changed: false"), "{out}");
+    fn handlers_the_rewrites_do_not_fit_stay_as_written() {
+        for (why, req) in LEFT_ALONE {
+            let out = merged(req);
+            assert!(out.starts_with("changed: false"), "{why}:\n{out}");
+        }
     }
 
     /// The payload length `fold_min_payload` moves into the filter, if any, with `n` known

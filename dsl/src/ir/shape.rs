@@ -115,41 +115,34 @@ mod tests {
     use crate::lower::lower;
     use crate::parser::parse;
 
-    fn req(source: &str) -> Handler {
-        let ast = parse(source).expect("parses");
-        lower(&ast).program.expect("lowers").req
+    /// The two arms of a `match` on the payload size whose true arm adds 1 to `n` and whose
+    /// false arm adds `other`, both then forwarding.
+    fn arms(other: u32) -> (Block, Block) {
+        let source = format!(
+            "state:\n\tn: int\n\ninit():\n\tn = 0\n\nreq(rpc):\n\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tn = n + 1\n\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tn = n + {other}\n\t\t\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n"
+        );
+        let ast = parse(&source).expect("parses");
+        let handler = lower(&ast).program.expect("lowers").req;
+        match handler.body.into_iter().next() {
+            Some(Stmt::If {
+                then_block,
+                else_block,
+                ..
+            }) => (then_block, else_block),
+            other => panic!("an if: {other:?}"),
+        }
     }
 
     #[test]
     fn the_same_statements_at_other_lines_have_the_same_shape() {
-        let handler = req(
-            "state:\n\tn: int\n\ninit():\n\tn = 0\n\nreq(rpc):\n\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tn = n + 1\n\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tn = n + 1\n\t\t\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
-        );
-        let Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } = &handler.body[0]
-        else {
-            panic!("an if: {:?}", handler.body);
-        };
+        let (then_block, else_block) = arms(1);
         assert_ne!(then_block, else_block, "the spans differ");
-        assert!(same_shape(then_block, else_block));
+        assert!(same_shape(&then_block, &else_block));
     }
 
     #[test]
     fn different_statements_do_not() {
-        let handler = req(
-            "state:\n\tn: int\n\ninit():\n\tn = 0\n\nreq(rpc):\n\tmatch byte_size(rpc, 'body') > 10:\n\t\ttrue =>\n\t\t\tn = n + 1\n\t\t\tsend(rpc, Down)\n\t\tfalse =>\n\t\t\tn = n + 2\n\t\t\tsend(rpc, Down)\n\nresp(rpc):\n\tsend(rpc, Up)\n",
-        );
-        let Stmt::If {
-            then_block,
-            else_block,
-            ..
-        } = &handler.body[0]
-        else {
-            panic!("an if: {:?}", handler.body);
-        };
-        assert!(!same_shape(then_block, else_block));
+        let (then_block, else_block) = arms(2);
+        assert!(!same_shape(&then_block, &else_block));
     }
 }
