@@ -36,13 +36,13 @@ pub struct KernelNumbers {
 }
 
 pub fn measure(loaded: &LoadedProgram, port: u16) -> Result<KernelNumbers, KernelError> {
-    let sizes = loaded.measure()?;
+    let measured = loaded.measure()?;
     let packet = rpc_packet_ipv4(port, PAYLOAD_LEN);
     let ns_per_packet = loaded.ns_per_packet(&packet, REPEAT, RUNS)?;
     Ok(KernelNumbers {
-        sizes,
+        sizes: measured.sizes,
         ns_per_packet,
-        jit_image: loaded.jit_image()?,
+        jit_image: measured.jit_image,
     })
 }
 

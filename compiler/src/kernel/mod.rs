@@ -66,6 +66,13 @@ pub struct Measurement {
     pub verified_insns: u32,
 }
 
+/// What `LoadedProgram::measure` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    pub sizes: Measurement,
+    pub jit_image: Vec<u8>,
+}
+
 /// A program the verifier accepted, with its maps, alive until dropped.
 #[derive(Debug)]
 pub struct LoadedProgram {
@@ -113,27 +120,23 @@ impl LoadedProgram {
             .ok_or_else(|| KernelError::Load(format!("program `{}` is not loaded", self.program)))
     }
 
-    fn info(&self) -> Result<sys::ProgInfo, KernelError> {
-        sys::prog_info(self.prog_fd()?).map_err(|error| KernelError::Syscall {
+    /// The kernel's counts, and the x86-64 code the JIT made (`x86_listing` shows it), from
+    /// one read of the program's info.
+    pub fn measure(&self) -> Result<Measured, KernelError> {
+        let info = sys::prog_info(self.prog_fd()?).map_err(|error| KernelError::Syscall {
             what: "reading the program's info",
             error,
+        })?;
+        Ok(Measured {
+            sizes: Measurement {
+                xlated_insns: info.xlated_prog_len / 8,
+                xlated_bytes: info.xlated_prog_len,
+                jited_insns: count_x86_instructions(&info.jited_image),
+                jited_bytes: info.jited_prog_len,
+                verified_insns: info.verified_insns,
+            },
+            jit_image: info.jited_image,
         })
-    }
-
-    pub fn measure(&self) -> Result<Measurement, KernelError> {
-        let info = self.info()?;
-        Ok(Measurement {
-            xlated_insns: info.xlated_prog_len / 8,
-            xlated_bytes: info.xlated_prog_len,
-            jited_insns: count_x86_instructions(&info.jited_image),
-            jited_bytes: info.jited_prog_len,
-            verified_insns: info.verified_insns,
-        })
-    }
-
-    /// The x86-64 machine code the JIT made of the program.
-    pub fn jit_image(&self) -> Result<Vec<u8>, KernelError> {
-        Ok(self.info()?.jited_image)
     }
 
     /// Runs the program once per repetition on `packet`: (XDP action, mean ns per run).

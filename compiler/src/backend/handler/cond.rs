@@ -15,6 +15,36 @@ pub(super) struct Cond {
 }
 
 impl Cond {
+    /// `self && other`, both decided at run time. What holds when both do is what either
+    /// says; a conjunct the other implies adds nothing (`r < 0.5 and r < 0.1`).
+    fn and(self, other: Cond) -> Cond {
+        let keep_other = other.implies(&self);
+        let keep_self = !keep_other && self.implies(&other);
+        let narrow_true = self
+            .narrow_true
+            .iter()
+            .chain(&other.narrow_true)
+            .cloned()
+            .collect();
+        match (keep_self, keep_other) {
+            (_, true) => Cond {
+                narrow_true,
+                ..other
+            },
+            (true, _) => Cond {
+                narrow_true,
+                ..self
+            },
+            _ => Cond {
+                c: format!("({}) && ({})", self.c, other.c),
+                narrow_true,
+                narrow_false: Vec::new(),
+                constant: None,
+                exact: None,
+            },
+        }
+    }
+
     /// Whether this condition holding implies that `other` holds, from what each says of one
     /// variable.
     fn implies(&self, other: &Cond) -> bool {
@@ -51,22 +81,7 @@ impl Gen<'_> {
                     (Some(false), _) => a,
                     (Some(true), _) => b,
                     (_, Some(true)) => a,
-                    // `r < 0.5 and r < 0.1`: the first adds nothing.
-                    _ if b.implies(&a) => Cond {
-                        narrow_true: a.narrow_true.into_iter().chain(b.narrow_true).collect(),
-                        ..b
-                    },
-                    _ if a.implies(&b) => Cond {
-                        narrow_true: a.narrow_true.into_iter().chain(b.narrow_true).collect(),
-                        ..a
-                    },
-                    _ => Cond {
-                        c: format!("({}) && ({})", a.c, b.c),
-                        narrow_true: a.narrow_true.into_iter().chain(b.narrow_true).collect(),
-                        narrow_false: Vec::new(),
-                        constant: None,
-                        exact: None,
-                    },
+                    _ => a.and(b),
                 })
             }
             ExprKind::Or(lhs, rhs) => {
