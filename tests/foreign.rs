@@ -19,15 +19,6 @@ const COMPILATIONS: &[(&str, &str)] = &[
     ("2", "v4"),
 ];
 
-/// Right programs the checker cannot prove yet: their token bucket divides by a constant
-/// other than 1 at run time (`ceil(room / 1000)`, `room / 10`), which bit-vector solving
-/// does not manage in the budget (docs/checker.md, "Limits"). FIXME: they should be proven;
-/// until then the test asserts "unknown" with a small budget, so that a fix shows here.
-const NOT_YET_PROVEN: &[&str] = &[
-    "ratelimit/deci_ternaries.c",
-    "ratelimit/nano_precomputed_bound.c",
-];
-
 fn policy(dir: &str) -> PathBuf {
     let examples = common::root().join("examples");
     match dir {
@@ -98,18 +89,9 @@ fn every_foreign_program_gets_the_verdict_it_deserves() {
     for (name, file) in &files {
         let dir = name.split('/').next().unwrap();
         let policy = policy(dir);
-        let pending = NOT_YET_PROVEN.contains(&name.as_str());
-        let budget = if pending { "3000000" } else { "100000000" };
         for (opt, cpu) in COMPILATIONS {
-            let verdict = check(&policy, file, vmlinux.path(), opt, cpu, budget);
+            let verdict = check(&policy, file, vmlinux.path(), opt, cpu, "100000000");
             let what = format!("{name} -O{opt} --mcpu {cpu}");
-            if pending {
-                assert_eq!(
-                    verdict["verdict"], "unknown",
-                    "{what}: now {verdict}: move it out of NOT_YET_PROVEN"
-                );
-                continue;
-            }
             if name.contains("/wrong_") {
                 assert_eq!(verdict["verdict"], "not equivalent", "{what}: {verdict}");
                 if verdict["reason"] != "race" {

@@ -5,6 +5,7 @@
 
 pub mod explain;
 pub mod filter;
+mod integer;
 mod interrupt;
 pub mod policy;
 pub mod pretest;
