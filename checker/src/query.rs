@@ -302,7 +302,7 @@ enum Answer {
 
 /// The solvers tried in turn on each query, each with the timeout.
 struct Solvers {
-    /// The query in linear integer arithmetic (`integer.rs`): proves the state arithmetic
+    /// The query in linear integer arithmetic (`integer/`): proves the state arithmetic
     /// bit-blasting cannot (division and multiplication by constants). Its bit-level
     /// remainder (the packet) is bit-blasted before the arithmetic solver runs; measured
     /// here on a token bucket's queries, that is 2–3 times faster than Z3's default.
@@ -351,9 +351,10 @@ fn solvers(timeout: Duration) -> Solvers {
 /// its own slice: it proves the state arithmetic bit-blasting cannot. It is tried only on
 /// the query of all observables at once, and only while that has few observables, because
 /// Z3's integer solver can spend far more time per resource unit than bit-blasting.
-/// Measured: a token bucket's joint query proves in 0.5–0.9 s, four buckets' in 1.3 s, six
-/// in 3.8 s, seven had not answered after 5 minutes; a one-observable bucket query once
-/// took 118 s for its slice, and a counter query 45 s.
+/// Measured while choosing this order: with the integer step on every query, a token
+/// bucket's joint query proved in 0.5–0.9 s, but seven buckets' joint query had not answered
+/// after 5 minutes, a one-observable bucket query once took 118 s for its slice, and a
+/// counter query 45 s.
 fn solve(
     solvers: &Solvers,
     query: &[Bool],

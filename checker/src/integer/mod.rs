@@ -468,8 +468,9 @@ impl Translator {
                 let value = match &constant {
                     Some(n) => int(n),
                     None if node.is_const() => {
-                        // A variable keeps its name, for reading a model.
-                        let value = Int::new_const(format!("int!{node}"));
+                        // A variable: one integer per term (the same term is translated
+                        // once), fresh so that no two variables can share a name.
+                        let value = Int::fresh_const("var");
                         self.facts.push(value.ge(Int::from_u64(0)));
                         self.facts.push(value.lt(int(&pow2(width))));
                         value
