@@ -360,18 +360,16 @@ impl Translator {
     /// An array read: one integer per array and known index, else a fresh one.
     fn select(&mut self, node: &Dynamic) -> Term {
         let array = node.nth_child(0).expect("an array");
-        let index = match self.child(node, 1) {
-            Term::Int { constant, .. } => constant,
-            Term::Bool(_) => None,
-        };
-        // Two reads at different known indices need no link; a read at an unknown index
-        // is linked to every other.
-        let Some(width) = width_of(node) else {
+        let (
+            Some(width),
+            Term::Int {
+                value: at,
+                constant: index,
+                ..
+            },
+        ) = (width_of(node), self.child(node, 1))
+        else {
             return self.leaf(node);
-        };
-        let at = match self.child(node, 1) {
-            Term::Int { value, .. } => value,
-            Term::Bool(_) => return self.leaf(node),
         };
         let known = index
             .as_ref()
@@ -439,10 +437,15 @@ impl Translator {
         Bool::fresh_const("opaque")
     }
 
-    /// A fresh integer of a `width`-bit range.
+    /// A fresh integer of a `width`-bit range standing for a term with no linear meaning.
     fn fresh_int(&mut self, width: u32) -> Int {
         self.opaque += 1;
-        let value = Int::fresh_const("opaque");
+        self.ranged("opaque", width)
+    }
+
+    /// A fresh integer in `[0, 2^width)`.
+    fn ranged(&mut self, prefix: &str, width: u32) -> Int {
+        let value = Int::fresh_const(prefix);
         self.facts.push(value.ge(Int::from_u64(0)));
         self.facts.push(value.lt(int(&pow2(width))));
         value
@@ -470,10 +473,7 @@ impl Translator {
                     None if node.is_const() => {
                         // A variable: one integer per term (the same term is translated
                         // once), fresh so that no two variables can share a name.
-                        let value = Int::fresh_const("var");
-                        self.facts.push(value.ge(Int::from_u64(0)));
-                        self.facts.push(value.lt(int(&pow2(width))));
-                        value
+                        self.ranged("var", width)
                     }
                     None => self.fresh_int(width),
                 };
