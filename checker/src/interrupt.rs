@@ -9,16 +9,19 @@ use std::ptr::NonNull;
 
 use simplebpf_compiler::cancel::{Cancel, Hook};
 
-/// Interrupts this thread's Z3 context if `cancel` fires while the returned hook lives.
+/// Interrupts the Z3 context this thread now uses if `cancel` fires while the returned hook
+/// lives. The hook must be dropped while that context is still this thread's: inside the
+/// `with_z3_config` closure that made it, when it is one.
 pub fn on_cancel(cancel: &Cancel) -> Hook {
     let context = z3::Context::thread_local();
     let raw = context.get_z3_context().as_ptr() as usize;
     cancel.on_cancel(move || {
         let pointer = NonNull::new(raw as *mut z3_sys::_Z3_context).expect("a live context");
-        // SAFETY: the context is this thread's thread-local one, alive for the thread's
-        // lifetime, which outlasts the hook (it is dropped on this thread before the thread
-        // ends); Z3_interrupt only sets the context's cancel flag and is meant to be called
-        // from another thread while the solver runs.
+        // SAFETY: the context is the one this thread uses while the hook lives (its own, or
+        // the one a `with_z3_config` closure set, which outlives the hook dropped inside
+        // it), and a hook is never run after it is dropped (the registry's lock);
+        // Z3_interrupt only sets the context's cancel flag and is meant to be called from
+        // another thread while the solver runs.
         unsafe { z3_sys::Z3_interrupt(pointer) };
     })
 }

@@ -13,6 +13,7 @@ pub mod query;
 pub mod reference;
 pub mod replay;
 pub mod session;
+mod solve;
 pub mod symexec;
 pub mod verdict;
 

@@ -8,15 +8,13 @@ use std::time::{Duration, Instant};
 use num_bigint::BigInt;
 use simplebpf_compiler::object_model::BpfObject;
 use simplebpf_dsl::ir::{Program, Type};
-use z3::ast::{Array, BV, Bool, Dynamic};
-use z3::{Params, SatResult, Solver};
+use z3::ast::{Array, BV, Bool};
 
 use simplebpf_compiler::cancel::{Cancel, Interrupted};
 
 use crate::filter;
-use crate::integer;
-use crate::interrupt;
 use crate::policy::{self, PolicyOutcome, Sym};
+use crate::solve::{Answer, INTEGER_OBSERVABLES, Solving};
 use crate::symexec::{self, Inputs, Location, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
 use simplebpf_compiler::contract::{self, GlobalPlace, Place, VarPlace};
@@ -27,8 +25,6 @@ const XDP_PASS: u64 = 2;
 /// bytes of headroom and 320 of `skb_shared_info`; `BPF_PROG_TEST_RUN` cuts longer input to
 /// this, measured on kernel 6.18): LANGUAGE.md §4.6. Every counterexample can be replayed.
 pub const MAX_PACKET: u64 = 3520;
-/// Counterexamples are first looked for among frames this short.
-const SMALL_PACKET: u64 = 128;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -206,8 +202,7 @@ fn check_uncancelled(
         }
     }
     let mut spent = 0;
-    let solvers = solvers(options.timeout);
-    let _interrupt = interrupt::on_cancel(&options.cancel);
+    let mut solving = Solving::new();
     // First all observables at once, with a slice of the budget: where the program and the
     // policy compute alike (counters, thresholds) one query is fastest; only where that runs
     // out are the observables asked one by one.
@@ -221,52 +216,48 @@ fn check_uncancelled(
             )
         })
         .collect();
-    // The integer step on this query only while it is small (see `solve`), with a slice
-    // of its own after the bit-vectors' slice.
-    let small = observables.len() <= INTEGER_OBSERVABLES;
-    let joint_budget = if small {
-        JOINT_BUDGET + INTEGER_BUDGET
-    } else {
-        JOINT_BUDGET
-    };
     let first = Options {
-        budget: options.budget.min(joint_budget),
+        budget: options.budget.min(JOINT_BUDGET),
         ..options.clone()
     };
     let mut first_spent = 0;
     let mut query = base.clone();
     query.push(Bool::or(&together));
-    let joint = solve(&solvers, &query, &inputs, &first, &mut first_spent, small);
+    // The integer step on this query only while it is small (see `solve`).
+    let small = observables.len() <= INTEGER_OBSERVABLES;
+    let joint = solving.solve(&query, &inputs, &first, &mut first_spent, small);
     spent += first_spent;
+    // A counterexample of the joint query is one of the program: its model is used as it is.
+    let refute = |model: &z3::Model, cases: &[Bool]| {
+        let holds = |case: &Bool| model.eval(case, true).and_then(|b| b.as_bool()) == Some(true);
+        let Some(index) = cases.iter().position(holds) else {
+            return unknown("the solver's model runs no path of the program".to_string());
+        };
+        let counterexample = Counterexample::from_model(
+            model,
+            &inputs,
+            &places,
+            &paths[index],
+            &policy.map_keys,
+            object,
+        );
+        Verdict::NotEquivalent {
+            counterexample: Box::new(counterexample),
+            ms: started.elapsed().as_millis(),
+        }
+    };
     let queries: Vec<&Vec<Bool>> = match joint {
         Answer::Unsat => Vec::new(),
-        Answer::Sat(_) => vec![&together],
+        Answer::Sat(model) => return refute(&model, &together),
         Answer::Unknown => observables.iter().collect(),
     };
     for cases in queries {
         let mut query = base.clone();
         query.push(Bool::or(cases));
-        match solve(&solvers, &query, &inputs, options, &mut spent, false) {
+        let answer = solving.solve(&query, &inputs, options, &mut spent, true);
+        match answer {
             Answer::Unsat => {}
-            Answer::Sat(model) => {
-                let holds =
-                    |case: &Bool| model.eval(case, true).and_then(|b| b.as_bool()) == Some(true);
-                let Some(index) = cases.iter().position(holds) else {
-                    return unknown("the solver's model runs no path of the program".to_string());
-                };
-                let counterexample = Counterexample::from_model(
-                    &model,
-                    &inputs,
-                    &places,
-                    &paths[index],
-                    &policy.map_keys,
-                    object,
-                );
-                return Verdict::NotEquivalent {
-                    counterexample: Box::new(counterexample),
-                    ms: started.elapsed().as_millis(),
-                };
-            }
+            Answer::Sat(model) => return refute(&model, cases),
             Answer::Unknown if spent >= options.budget => {
                 return unknown(format!(
                     "the solver used its whole budget ({} resource units) without an answer",
@@ -292,197 +283,6 @@ fn check_uncancelled(
         assumptions: assumptions(),
         budget,
     }
-}
-
-enum Answer {
-    Unsat,
-    Sat(z3::Model),
-    Unknown,
-}
-
-/// The solvers tried in turn on each query, each with the timeout.
-struct Solvers {
-    /// The query in linear integer arithmetic (`integer/`): proves the state arithmetic
-    /// bit-blasting cannot (division and multiplication by constants). Its bit-level
-    /// remainder (the packet) is bit-blasted before the arithmetic solver runs; measured
-    /// here on a token bucket's queries, that is 2–3 times faster than Z3's default.
-    integer: Solver,
-    /// Bit-vectors. Measured here: Ackermannising the select-only arrays (packet, draws) and
-    /// bit-blasting eagerly proves the token bucket in about 2 s every time; Z3's QF_ABV
-    /// solver takes 1 to 8 s on it depending on term order, but also handles the arrays a
-    /// map update writes, where the first fails.
-    bits: [Solver; 2],
-}
-
-fn solvers(timeout: Duration) -> Solvers {
-    let pipeline = |names: &[&str]| {
-        names[1..]
-            .iter()
-            .fold(z3::Tactic::new(names[0]), |t, name| {
-                t.and_then(&z3::Tactic::new(name))
-            })
-            .solver()
-    };
-    let integer = pipeline(&["simplify", "solve-eqs", "bit-blast", "smt"]);
-    let eager = pipeline(&["simplify", "ackermannize_bv", "qfbv"]);
-    let arrays = Solver::new_for_logic("QF_ABV").unwrap_or_default();
-    let mut params = Params::new();
-    // Z3 would otherwise take SIGINT for itself while it solves, and the user's Ctrl-C
-    // would only end the current query; the command line's handler stops everything.
-    params.set_bool("ctrl_c", false);
-    params.set_u32(
-        "timeout",
-        timeout.as_millis().min(u128::from(u32::MAX)) as u32,
-    );
-    for solver in [&integer, &eager, &arrays] {
-        solver.set_params(&params);
-    }
-    Solvers {
-        integer,
-        bits: [eager, arrays],
-    }
-}
-
-/// The first definite answer of the strategies; `spent` counts the resource units used.
-/// "unknown" only when none has an answer.
-///
-/// With `integer`, bit-vectors get the joint slice first — every query they answered before
-/// the integer step existed they still answer, as fast — and then the integer translation
-/// its own slice: it proves the state arithmetic bit-blasting cannot. It is tried only on
-/// the query of all observables at once, and only while that has few observables, because
-/// Z3's integer solver can spend far more time per resource unit than bit-blasting.
-/// Measured while choosing this order: with the integer step on every query, a token
-/// bucket's joint query proved in 0.5–0.9 s, but seven buckets' joint query had not answered
-/// after 5 minutes, a one-observable bucket query once took 118 s for its slice, and a
-/// counter query 45 s.
-fn solve(
-    solvers: &Solvers,
-    query: &[Bool],
-    inputs: &Inputs,
-    options: &Options,
-    spent: &mut u64,
-    integer: bool,
-) -> Answer {
-    let [eager, arrays] = &solvers.bits;
-    if integer {
-        let first = bits(eager, query, inputs, options, spent, JOINT_BUDGET);
-        if !matches!(first, Answer::Unknown) {
-            return first;
-        }
-        if integer_unsat(&solvers.integer, query, inputs, options, spent) {
-            return Answer::Unsat;
-        }
-    }
-    for solver in [eager, arrays] {
-        let answer = bits(solver, query, inputs, options, spent, u64::MAX);
-        if !matches!(answer, Answer::Unknown) {
-            return answer;
-        }
-    }
-    Answer::Unknown
-}
-
-/// The most observables (the action, the packet and each state variable) a query may have
-/// for the integer step to be tried on it.
-const INTEGER_OBSERVABLES: usize = 6;
-
-/// One bit-vector solver's answer within `slice` of what is left of the budget.
-fn bits(
-    solver: &Solver,
-    query: &[Bool],
-    inputs: &Inputs,
-    options: &Options,
-    spent: &mut u64,
-    slice: u64,
-) -> Answer {
-    // An interrupt ends one check; the next solver would start afresh.
-    if options.cancel.is_cancelled() || *spent >= options.budget {
-        return Answer::Unknown;
-    }
-    let left = (options.budget - *spent)
-        .min(slice)
-        .min(u64::from(u32::MAX));
-    let mut params = Params::new();
-    params.set_u32("rlimit", left as u32);
-    solver.set_params(&params);
-    let before = rlimit_count(solver);
-    solver.push();
-    for fact in query {
-        solver.assert(fact);
-    }
-    let answer = match solver.check() {
-        SatResult::Unsat => Answer::Unsat,
-        SatResult::Sat => {
-            // Prefer a small frame and a time below 2^31: easier to read, and a time
-            // that fits an immediate lets the kernel replay patch it in.
-            solver.push();
-            solver.assert(inputs.packet_len.bvule(BV::from_u64(SMALL_PACKET, 64)));
-            solver.assert(inputs.now.bvult(BV::from_u64(1 << 31, 64)));
-            let small = solver.check() == SatResult::Sat;
-            let model = solver.get_model();
-            solver.pop(1);
-            let model = if small {
-                model
-            } else {
-                solver.check();
-                solver.get_model()
-            };
-            model.map_or(Answer::Unknown, Answer::Sat)
-        }
-        SatResult::Unknown => Answer::Unknown,
-    };
-    *spent += rlimit_count(solver).saturating_sub(before);
-    solver.pop(1);
-    answer
-}
-
-/// A wall-clock net under the integer step alone. Its resource units do not bound its time:
-/// the same query has taken 0.5 s and 600 s depending on what the context solved before.
-/// Where it proves, it takes under 2 s here; past this it gives way to the bit-vectors,
-/// which are where the budget, not the clock, decides.
-const INTEGER_WALL: Duration = Duration::from_secs(10);
-
-/// The resource units the integer translation of a query may use (CHECKER-NOTES §1).
-const INTEGER_BUDGET: u64 = 5_000_000;
-
-/// Whether the query's translation into linear integer arithmetic is `unsat` — a proof,
-/// since the translation says less than the query. Its `sat` proves nothing.
-fn integer_unsat(
-    solver: &Solver,
-    query: &[Bool],
-    inputs: &Inputs,
-    options: &Options,
-    spent: &mut u64,
-) -> bool {
-    if options.cancel.is_cancelled() || *spent >= options.budget {
-        return false;
-    }
-    let facts = integer::translate(
-        query,
-        vec![
-            Dynamic::from_ast(&inputs.packet),
-            Dynamic::from_ast(&inputs.packet_len),
-        ],
-    );
-    let mut params = Params::new();
-    params.set_u32(
-        "rlimit",
-        (options.budget - *spent).min(INTEGER_BUDGET) as u32,
-    );
-    params.set_u32(
-        "timeout",
-        options.timeout.min(INTEGER_WALL).as_millis() as u32,
-    );
-    solver.set_params(&params);
-    let before = rlimit_count(solver);
-    solver.push();
-    for fact in &facts {
-        solver.assert(fact);
-    }
-    let answer = solver.check();
-    *spent += rlimit_count(solver).saturating_sub(before);
-    solver.pop(1);
-    answer == SatResult::Unsat
 }
 
 /// Every state variable's place in the object, or why the object does not follow the
@@ -525,19 +325,6 @@ fn encode(
         is_rpc,
         policy,
     })
-}
-
-/// The resource units this solver's context has used so far (Z3 counts per context, so only
-/// differences mean anything).
-fn rlimit_count(solver: &Solver) -> u64 {
-    solver
-        .get_statistics()
-        .value("rlimit count")
-        .map(|value| match value {
-            z3::StatisticsValue::UInt(n) => u64::from(n),
-            z3::StatisticsValue::Double(x) => x as u64,
-        })
-        .unwrap_or(0)
 }
 
 /// The state variable an access touches, if any.
