@@ -178,8 +178,8 @@ fn check_uncancelled(
     // One query per observable (the action, each state variable, the packet): "some path
     // runs and that observable differs there". The paths are few (states merge where they
     // meet), and observables are often independent of each other — n token buckets are n
-    // small queries, not one that grows with n. The solver keeps what it learns between
-    // them (one solver, push and pop).
+    // small queries, not one that grows with n. One set of solvers answers them all, with
+    // push and pop (`Solving`).
     let mut observables: Vec<Vec<Bool>> = Vec::new();
     for path in &paths {
         let differences = match differs(path, &policy, &places, &inputs, &is_rpc) {
@@ -223,7 +223,7 @@ fn check_uncancelled(
     let mut first_spent = 0;
     let mut query = base.clone();
     query.push(Bool::or(&together));
-    // The integer step on this query only while it is small (see `solve`).
+    // The integer step on this query only while it is small (see `INTEGER_OBSERVABLES`).
     let small = observables.len() <= INTEGER_OBSERVABLES;
     let joint = solving.solve(&query, &inputs, &first, &mut first_spent, small);
     spent += first_spent;
@@ -254,8 +254,7 @@ fn check_uncancelled(
     for cases in queries {
         let mut query = base.clone();
         query.push(Bool::or(cases));
-        let answer = solving.solve(&query, &inputs, options, &mut spent, true);
-        match answer {
+        match solving.solve(&query, &inputs, options, &mut spent, true) {
             Answer::Unsat => {}
             Answer::Sat(model) => return refute(&model, cases),
             Answer::Unknown if spent >= options.budget => {

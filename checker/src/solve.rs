@@ -80,9 +80,8 @@ impl Solving {
     /// integers token buckets and scaled arithmetic (measured on tests/foreign: 0.03–1.8 s
     /// each, where bit-vectors took up to 15 s or gave up).
     ///
-    /// `spent` grows by the units of the step whose answer is used — the integer step's
-    /// when it proves, else the bit-vectors' — so what a check reports does not depend on
-    /// which thread the machine ran faster.
+    /// `spent` grows by the units of the step whose answer is used: the integer step's when
+    /// it proves (and the bit-vectors found no counterexample), else the bit-vectors'.
     pub(crate) fn solve(
         &mut self,
         query: &[Bool],
@@ -120,15 +119,25 @@ impl Solving {
             // Its context may be left cancelled (see the module's comment).
             self.bits = None;
         }
-        if let Some(used) = proof {
-            *spent += used;
-            return Answer::Unsat;
-        }
-        *spent += bits.used;
-        match bits.found {
-            Found::Unsat => Answer::Unsat,
-            Found::Sat(model) => Answer::Sat(model.recover()),
-            Found::Unknown => Answer::Unknown,
+        match (bits.found, proof) {
+            // A counterexample beside an integer proof would be a fault of the translation;
+            // the counterexample is the answer then, and its replay checks it.
+            (Found::Sat(model), _) => {
+                *spent += bits.used;
+                Answer::Sat(model.recover())
+            }
+            (_, Some(used)) => {
+                *spent += used;
+                Answer::Unsat
+            }
+            (Found::Unsat, None) => {
+                *spent += bits.used;
+                Answer::Unsat
+            }
+            (Found::Unknown, None) => {
+                *spent += bits.used;
+                Answer::Unknown
+            }
         }
     }
 }
@@ -139,6 +148,8 @@ struct Work {
     terms: Synchronized<Vec<Dynamic>>,
     /// How many of `terms` are the query's facts.
     facts: usize,
+    /// How many of `terms` are Booleans (the facts and the preferred facts).
+    booleans: usize,
     rlimit: u64,
     timeout: Duration,
 }
@@ -170,6 +181,7 @@ impl Work {
         Work {
             terms: terms.synchronized(),
             facts: query.len(),
+            booleans: query.len() + preferred.len(),
             rlimit,
             timeout,
         }
@@ -177,7 +189,7 @@ impl Work {
 
     fn recover(&self) -> Terms {
         let mut terms = self.terms.recover();
-        let bit_level = terms.split_off(self.facts + 2);
+        let bit_level = terms.split_off(self.booleans);
         let booleans = |terms: &[Dynamic]| -> Vec<Bool> {
             terms
                 .iter()
