@@ -59,8 +59,8 @@ enum Found {
 }
 
 /// The solvers of one check. The bit-vector solvers live on a thread of their own for the
-/// whole check (measured: eight token buckets proved in 24 s this way, in 29 s with a new
-/// context per query); a worker whose context was interrupted is replaced.
+/// whole check (measured on a loaded machine: eight token buckets proved in 24 s this way,
+/// in 29 s with a new context per query); a worker whose context was interrupted is replaced.
 pub(crate) struct Solving {
     bits: Option<BitsWorker>,
 }
