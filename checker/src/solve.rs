@@ -388,6 +388,7 @@ fn integer_unsat(
             wall: wall.min(limits.wall - elapsed),
             rlimit: limits.rlimit - used,
         };
+        let began = Instant::now();
         let (answer, units) = integer_attempt(work, attempt, cancel, done);
         used += units;
         match answer {
@@ -397,7 +398,10 @@ fn integer_unsat(
             }
             // The translation has a model: no attempt will prove it.
             SatResult::Sat => break,
-            SatResult::Unknown => wall *= 2,
+            // Given up well before its clock (the solver is incomplete on it, or was
+            // stopped): another seed would give up too.
+            SatResult::Unknown if began.elapsed() < attempt.wall / 2 => break,
+            SatResult::Unknown => wall = wall.saturating_mul(2),
         }
     }
     None
