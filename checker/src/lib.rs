@@ -7,6 +7,7 @@ pub mod explain;
 pub mod filter;
 mod integer;
 mod interrupt;
+mod numeral;
 pub mod policy;
 pub mod pretest;
 pub mod query;

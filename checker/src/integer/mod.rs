@@ -23,13 +23,13 @@
 //! nothing was replaced.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 
 use num_bigint::BigInt;
 use num_traits::One;
 use z3::ast::{Ast, Bool, Dynamic, Int};
 use z3::{DeclKind, SortKind};
 
+use crate::numeral::value as numeral;
 use bits::signed;
 
 mod bits;
@@ -104,25 +104,6 @@ fn int(value: &BigInt) -> Int {
         .to_string()
         .parse::<Int>()
         .expect("a decimal numeral is an integer")
-}
-
-/// The value of a numeral (bit-vector or integer), read through Z3's decimal string.
-#[allow(unsafe_code)]
-fn numeral(ast: &Dynamic) -> Option<BigInt> {
-    if ast.kind() != z3::AstKind::Numeral {
-        return None;
-    }
-    let ctx = ast.get_ctx().get_z3_context();
-    // SAFETY: `ast` is a live numeral of this context; Z3 owns the returned string until
-    // the next call on the context, and it is copied at once.
-    let text = unsafe {
-        let raw = z3_sys::Z3_get_numeral_string(ctx, ast.get_z3_ast());
-        if raw.is_null() {
-            return None;
-        }
-        CStr::from_ptr(raw).to_string_lossy().into_owned()
-    };
-    text.parse().ok()
 }
 
 /// The `index`-th integer parameter of the term's declaration (an extract's bounds, an

@@ -11,8 +11,9 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 use simplebpf_dsl::interp::Value;
 use simplebpf_dsl::ir::{ArithOp, CmpOp, Type};
 use z3::DeclKind;
-use z3::ast::{Ast, BV, Bool};
+use z3::ast::{Ast, BV, Bool, Dynamic};
 
+use crate::numeral;
 use crate::symexec::Section;
 
 /// The widest float numerator the encoding builds; past it the verdict is "unknown".
@@ -501,9 +502,7 @@ pub(super) fn times_constant(x: &BV, dx: &BigInt, c: &BigRational) -> Sym {
 }
 
 pub(super) fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
-    let simplified = num.simplify();
-    let text = format!("{simplified}");
-    let value = parse_bv_literal(&text)?;
+    let value = numeral::value(&Dynamic::from_ast(&num.simplify()))?;
     // Interpret as a signed number of the numerator's width.
     let modulus = BigInt::one() << num.get_size();
     let value = if value >= (&modulus >> 1) {
@@ -512,16 +511,6 @@ pub(super) fn constant_of(num: &BV, den: &BigInt) -> Option<BigRational> {
         value
     };
     Some(BigRational::new(value, den.clone()))
-}
-
-pub(super) fn parse_bv_literal(text: &str) -> Option<BigInt> {
-    if let Some(hex) = text.strip_prefix("#x") {
-        BigInt::parse_bytes(hex.as_bytes(), 16)
-    } else if let Some(bin) = text.strip_prefix("#b") {
-        BigInt::parse_bytes(bin.as_bytes(), 2)
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]
