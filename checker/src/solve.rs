@@ -385,8 +385,10 @@ fn integer_unsat(
         }
         let attempt = Attempt {
             seed,
-            wall: wall.min(limits.wall - elapsed),
-            rlimit: limits.rlimit - used,
+            limits: IntegerLimits {
+                rlimit: limits.rlimit - used,
+                wall: wall.min(limits.wall - elapsed),
+            },
         };
         let began = Instant::now();
         let (answer, units) = integer_attempt(work, attempt, cancel, done);
@@ -400,7 +402,7 @@ fn integer_unsat(
             SatResult::Sat => break,
             // Given up well before its clock (the solver is incomplete on it, or was
             // stopped): another seed would give up too.
-            SatResult::Unknown if began.elapsed() < attempt.wall / 2 => break,
+            SatResult::Unknown if began.elapsed() < attempt.limits.wall / 2 => break,
             SatResult::Unknown => wall = wall.saturating_mul(2),
         }
     }
@@ -413,8 +415,7 @@ const INTEGER_ATTEMPT: Duration = Duration::from_millis(750);
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     seed: u32,
-    wall: Duration,
-    rlimit: u64,
+    limits: IntegerLimits,
 }
 
 /// One attempt at the integer translation, in a context of its own: the answer and the
@@ -435,8 +436,8 @@ fn integer_attempt(
         // Z3's default.
         let solver = pipeline(&["simplify", "solve-eqs", "bit-blast", "smt"]);
         let mut params = without_ctrl_c();
-        params.set_u32("rlimit", clamp(attempt.rlimit));
-        params.set_u32("timeout", clamp_ms(attempt.wall));
+        params.set_u32("rlimit", clamp(attempt.limits.rlimit));
+        params.set_u32("timeout", clamp_ms(attempt.limits.wall));
         params.set_u32("random_seed", attempt.seed);
         solver.set_params(&params);
         for fact in &facts {
