@@ -14,7 +14,7 @@ use simplebpf_compiler::cancel::{Cancel, Interrupted};
 
 use crate::filter;
 use crate::policy::{self, PolicyOutcome, Sym};
-use crate::solve::{Answer, INTEGER_OBSERVABLES, Solving};
+use crate::solve::{Answer, Solving};
 use crate::symexec::{self, Inputs, Location, PathEnd};
 use crate::verdict::{Counterexample, Verdict};
 use simplebpf_compiler::contract::{self, GlobalPlace, Place, VarPlace};
@@ -223,9 +223,7 @@ fn check_uncancelled(
     let mut first_spent = 0;
     let mut query = base.clone();
     query.push(Bool::or(&together));
-    // The integer step on this query only while it is small (see `INTEGER_OBSERVABLES`).
-    let small = observables.len() <= INTEGER_OBSERVABLES;
-    let joint = solving.solve(&query, &inputs, &first, &mut first_spent, small);
+    let joint = solving.solve(&query, &inputs, &first, &mut first_spent);
     spent += first_spent;
     // A counterexample of the joint query is one of the program: its model is used as it is.
     let refute = |model: &z3::Model, cases: &[Bool]| {
@@ -254,7 +252,7 @@ fn check_uncancelled(
     for cases in queries {
         let mut query = base.clone();
         query.push(Bool::or(cases));
-        match solving.solve(&query, &inputs, options, &mut spent, true) {
+        match solving.solve(&query, &inputs, options, &mut spent) {
             Answer::Unsat => {}
             Answer::Sat(model) => return refute(&model, cases),
             Answer::Unknown if spent >= options.budget => {

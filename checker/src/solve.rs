@@ -29,12 +29,6 @@ use crate::symexec::Inputs;
 /// Counterexamples are first looked for among frames this short.
 const SMALL_PACKET: u64 = 128;
 
-/// The most observables (the action, the packet and each state variable) the query of all
-/// observables at once may have for the integer step to be tried on it: past that,
-/// measured while choosing this, the joint query of seven token buckets had not answered
-/// after 5 minutes, and every answer would wait for it.
-pub(crate) const INTEGER_OBSERVABLES: usize = 6;
-
 /// A wall-clock net under the integer step alone. Its resource units do not bound its time:
 /// measured here, one query spent 1.4 million units in 10 s, another 5 million in 1.5 s.
 /// Where it proves, it takes under 2 s here; past this it gives way to the bit-vectors,
@@ -72,8 +66,8 @@ impl Solving {
 
     /// The answer to "can all of `query` hold?"; `spent` grows by the resource units used.
     ///
-    /// Bit-vectors answer it. With `integer`, the query's translation into linear integer
-    /// arithmetic (`integer/`) runs beside them on a second thread; the first definite
+    /// Bit-vectors answer it, and the query's translation into linear integer arithmetic
+    /// (`integer/`) runs beside them on a second thread; the first definite
     /// answer stops the other. The translation says less than the query, so its `unsat` is
     /// a proof and its `sat` proves nothing: the two never disagree, and which one answers
     /// first cannot change the verdict. Bit-vectors prove counters and matches fastest; the
@@ -88,31 +82,30 @@ impl Solving {
         inputs: &Inputs,
         options: &Options,
         spent: &mut u64,
-        integer: bool,
     ) -> Answer {
         if options.cancel.is_cancelled() || *spent >= options.budget {
             return Answer::Unknown;
         }
         let left = options.budget - *spent;
         let work = Arc::new(Work::new(query, inputs, left, options.timeout));
-        let integer_limits = integer.then(|| IntegerLimits {
+        let integer_limits = IntegerLimits {
             rlimit: left.min(INTEGER_BUDGET),
             wall: options.timeout.min(INTEGER_WALL),
-        });
+        };
         // Each side stops the other through this token.
         let done = Cancel::new();
         let cancel = &options.cancel;
         let worker = self.bits.get_or_insert_with(BitsWorker::spawn);
         let (bits, proof) = std::thread::scope(|scope| {
-            let proof = integer_limits.map(|limits| {
+            let proof = {
                 let (work, done) = (&work, done.clone());
-                scope.spawn(move || integer_unsat(work, limits, cancel, &done))
-            });
+                scope.spawn(move || integer_unsat(work, integer_limits, cancel, &done))
+            };
             let bits = worker.solve(&work, cancel, &done);
             if !matches!(bits.found, Found::Unknown) {
                 done.cancel();
             }
-            let proof = proof.and_then(|handle| handle.join().unwrap_or(None));
+            let proof = proof.join().unwrap_or(None);
             (bits, proof)
         });
         if bits.interrupted {
@@ -434,7 +427,9 @@ fn integer_attempt(
         // The packet (its bit-level remainder) is bit-blasted before the arithmetic solver
         // runs; measured here on a token bucket's queries, that is 2–3 times faster than
         // Z3's default.
-        let solver = pipeline(&["simplify", "solve-eqs", "bit-blast", "smt"]);
+        let solver = tactics(&["simplify", "solve-eqs", "bit-blast"])
+            .and_then(&z3::Tactic::new("smt").with(&older_arithmetic()))
+            .solver();
         let mut params = without_ctrl_c();
         params.set_u32("rlimit", clamp(attempt.limits.rlimit));
         params.set_u32("timeout", clamp_ms(attempt.limits.wall));
@@ -454,12 +449,27 @@ fn integer_attempt(
 
 /// A solver running Z3's tactics `names` in turn.
 fn pipeline(names: &[&str]) -> Solver {
+    tactics(names).solver()
+}
+
+/// Z3's tactics `names` in turn.
+fn tactics(names: &[&str]) -> z3::Tactic {
     names[1..]
         .iter()
         .fold(z3::Tactic::new(names[0]), |t, name| {
             t.and_then(&z3::Tactic::new(name))
         })
-        .solver()
+}
+
+/// Z3 4.8.12's older arithmetic solver (`arith.solver=2`) for the integer translation.
+/// Measured on the integer queries of the eight right foreign token buckets, each with
+/// eight random seeds (Debian's `z3` command on the dumped queries): the default solver
+/// took 0.2–2.1 s and ran to a 10 s clock on one seed of `nano_multiply_overflow_check`;
+/// the older one answered every seed of every bucket in 0.06–0.5 s.
+fn older_arithmetic() -> Params {
+    let mut params = Params::new();
+    params.set_u32("arith.solver", 2);
+    params
 }
 
 /// Z3 would otherwise take SIGINT for itself while it solves, and the user's Ctrl-C would
