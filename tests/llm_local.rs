@@ -84,8 +84,11 @@ fn every_example_is_proven_or_the_announced_fallback() {
                 &url,
                 "--llm-model",
                 &model,
+                // One answer per example: each takes 20–45 s of the server's one thread
+                // here. The build-script test below asks for two, so a rejection fed back
+                // to the real model is covered there.
                 "--rounds",
-                "2",
+                "1",
                 "--llm-max-tokens",
                 "384",
                 "--format",
