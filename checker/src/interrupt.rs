@@ -1,4 +1,5 @@
-//! Stopping Z3 from another thread when the work is cancelled.
+//! Stopping Z3 from another thread when the work is cancelled, and keeping Z3 from taking
+//! the signal for itself.
 //!
 //! The z3 crate's `ContextHandle` borrows the thread-local context, so it cannot be handed
 //! to the thread that cancels; `Z3_interrupt` itself is made to be called from any thread.
@@ -24,4 +25,13 @@ pub fn on_cancel(cancel: &Cancel) -> Hook {
         // another thread while the solver runs.
         unsafe { z3_sys::Z3_interrupt(pointer) };
     })
+}
+
+/// Solver parameters with Z3's own SIGINT handling off: Z3 would otherwise take SIGINT for
+/// itself while it solves, and the user's Ctrl-C would only end the current query; the
+/// command line's handler stops everything (through `on_cancel`).
+pub fn without_ctrl_c() -> z3::Params {
+    let mut params = z3::Params::new();
+    params.set_bool("ctrl_c", false);
+    params
 }

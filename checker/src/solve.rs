@@ -22,7 +22,7 @@ use z3::ast::{BV, Bool, Dynamic};
 use z3::{Params, PrepareSynchronized, SatResult, Solver, Synchronized};
 
 use crate::integer;
-use crate::interrupt;
+use crate::interrupt::{self, without_ctrl_c};
 use crate::query::Options;
 use crate::symexec::Inputs;
 
@@ -469,14 +469,6 @@ fn tactics(names: &[&str]) -> z3::Tactic {
 fn older_arithmetic() -> Params {
     let mut params = Params::new();
     params.set_u32("arith.solver", 2);
-    params
-}
-
-/// Z3 would otherwise take SIGINT for itself while it solves, and the user's Ctrl-C would
-/// only end the current query; the command line's handler stops everything.
-fn without_ctrl_c() -> Params {
-    let mut params = Params::new();
-    params.set_bool("ctrl_c", false);
     params
 }
 

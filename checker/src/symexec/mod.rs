@@ -334,9 +334,8 @@ pub fn execute(
     // Pruning is an optimisation: a check past its budget keeps both sides. A resource
     // budget, not a time limit, so that the same program explores the same paths on a busy
     // machine.
-    let mut params = z3::Params::new();
+    let mut params = crate::interrupt::without_ctrl_c();
     params.set_u32("rlimit", PRUNE_BUDGET);
-    params.set_bool("ctrl_c", false);
     pruner.set_params(&params);
 
     let mut pending: BTreeMap<usize, Vec<State>> = BTreeMap::new();
