@@ -199,18 +199,38 @@ fn merge_section(a: &Bool, x: &Section, y: &Section) -> Section {
     covered.sort_unstable();
     covered.dedup();
     let mut done = std::collections::BTreeSet::new();
-    // Cells both wrote at the same place and width stay whole.
-    for (offset, value) in &x.cells {
-        if let Some(theirs) = y.cells.get(offset)
-            && theirs.get_size() == value.get_size()
-        {
-            let cell = if value == theirs {
-                value.clone()
-            } else {
-                a.ite(value, theirs)
+    // Cells both wrote at the same place and width stay whole, and so does a cell one path
+    // wrote where the other wrote nothing: a counter one path added to is then one `ite` of
+    // the sum and the stored value, not eight of their bytes.
+    for (mine, theirs, mine_first) in [(x, y, true), (y, x, false)] {
+        for (offset, value) in &mine.cells {
+            let size = value.get_size() / 8;
+            let end = offset + u64::from(size);
+            if done.contains(offset) {
+                continue;
+            }
+            let other = match theirs.cells.get(offset) {
+                Some(cell) if cell.get_size() == value.get_size() => cell.clone(),
+                _ if theirs
+                    .cells
+                    .range(..end)
+                    .next_back()
+                    .is_none_or(|(start, cell)| {
+                        start + u64::from(cell.get_size() / 8) <= *offset
+                    }) =>
+                {
+                    theirs.read(*offset, size)
+                }
+                _ => continue,
             };
+            let (p, q) = if mine_first {
+                (value, &other)
+            } else {
+                (&other, value)
+            };
+            let cell = if p == q { p.clone() } else { a.ite(p, q) };
             merged.cells.insert(*offset, cell);
-            done.extend(*offset..offset + u64::from(value.get_size() / 8));
+            done.extend(*offset..end);
         }
     }
     for offset in covered {
