@@ -11,6 +11,7 @@
 //! size, not with the number of its paths (n token buckets are n sequential choices, not
 //! 6ⁿ paths). Each state ends in an `exit` with its condition and final state.
 
+mod live;
 mod memory;
 mod merge;
 mod step;
@@ -342,8 +343,20 @@ pub fn execute(
     pending.entry(0).or_default().push(start);
     let mut ends = Vec::new();
     let mut alive = 1;
-    while let Some((_, arrived)) = pending.pop_first() {
+    let live = live::live_in(insns);
+    while let Some((at, mut arrived)) = pending.pop_first() {
         alive -= arrived.len();
+        let live_here = live.get(at).copied().unwrap_or(live::Registers::MAX);
+        if arrived.len() > 1 && live::computes(live_here) {
+            // What no later instruction reads cannot keep the states apart.
+            for state in &mut arrived {
+                for (r, value) in state.regs.iter_mut().enumerate() {
+                    if live_here & (1 << r) == 0 {
+                        *value = None;
+                    }
+                }
+            }
+        }
         for state in &arrived {
             if let Some(race) = race(&state.accesses, variable_of) {
                 return Ok(Execution {
