@@ -11,7 +11,6 @@
 //! size, not with the number of its paths (n token buckets are n sequential choices, not
 //! 6ⁿ paths). Each state ends in an `exit` with its condition and final state.
 
-mod live;
 mod memory;
 mod merge;
 mod step;
@@ -19,6 +18,7 @@ mod step;
 use std::collections::BTreeMap;
 
 use simplebpf_compiler::cancel::Cancel;
+use simplebpf_compiler::object_model::flow::{Flow, Regs, reg as register};
 use simplebpf_compiler::object_model::insn::{JmpOp, Opcode};
 use simplebpf_compiler::object_model::{BpfObject, Helper, Insn, MapKind};
 use z3::ast::{Array, Ast, BV, Bool};
@@ -343,19 +343,19 @@ pub fn execute(
     pending.entry(0).or_default().push(start);
     let mut ends = Vec::new();
     let mut alive = 1;
-    let live = live::live_in(insns);
+    // A program the flow analysis does not model merges only states that agree everywhere.
+    let flow = Flow::of(insns).ok();
     while let Some((at, mut arrived)) = pending.pop_first() {
         alive -= arrived.len();
-        let live_here = live.get(at).copied().unwrap_or(live::Registers::MAX);
-        if arrived.len() > 1 && live::computes(live_here) {
-            // What no later instruction reads cannot keep the states apart.
-            for state in &mut arrived {
-                for (r, value) in state.regs.iter_mut().enumerate() {
-                    if live_here & (1 << r) == 0 {
-                        *value = None;
-                    }
-                }
-            }
+        let live = flow
+            .as_ref()
+            .filter(|_| at < insns.len())
+            .map(|flow| flow.live_in(at));
+        if let Some(live) = live
+            && arrived.len() > 1
+            && computes(live)
+        {
+            forget_dead(&mut arrived, live);
         }
         for state in &arrived {
             if let Some(race) = race(&state.accesses, variable_of) {
@@ -583,6 +583,30 @@ pub(crate) fn unknown(state: &State, reason: impl Into<String>) -> Unknown {
     Unknown {
         pc: state.pc,
         reason: reason.into(),
+    }
+}
+
+/// Whether states with these registers live still compute something before they end: a
+/// register besides r0 and the frame pointer is read. Where only the return value is left
+/// (`r0 = XDP_PASS; exit`), merging saves no work and costs the query its separate paths
+/// (measured: 64 counters took 18 s merged there, 0.15 s apart).
+fn computes(live: Regs) -> bool {
+    live & !(register(0) | register(10)) != 0
+}
+
+/// Registers no later instruction reads cannot keep states apart (clang often leaves a
+/// pointer in one branch's register and a number in the other's): they become unset. Were
+/// one read after all, the executor would refuse the read ("unknown"), never use a wrong
+/// value. Without this such states met only at a later join, where every merged value chose
+/// by the whole of both paths' conditions (eight token buckets: 3 paths and 8–11 s, now 2
+/// paths and 3.5–5 s).
+fn forget_dead(states: &mut [State], live: Regs) {
+    for state in states {
+        for (r, value) in state.regs.iter_mut().enumerate() {
+            if live & (1 << r) == 0 {
+                *value = None;
+            }
+        }
     }
 }
 

@@ -267,7 +267,26 @@ fn jump(
     inputs: &Inputs,
 ) -> Result<Step, Unknown> {
     let narrow = !wide;
-    let target_of = |off: i64| super::live::jump_target(insns, state.pc, off);
+    // Jump offsets count 8-byte slots, and a wide `lddw` takes two: map the target slot back
+    // to an instruction index.
+    let slot_of = |index: usize| {
+        insns[..index]
+            .iter()
+            .map(|i| usize::from(i.slots))
+            .sum::<usize>()
+    };
+    let here = slot_of(state.pc);
+    let target_of = |off: i64| -> usize {
+        let slot = here as i64 + 1 + off;
+        let mut acc = 0i64;
+        for (index, i) in insns.iter().enumerate() {
+            if acc == slot {
+                return index;
+            }
+            acc += i64::from(i.slots);
+        }
+        if acc == slot { insns.len() } else { usize::MAX }
+    };
     match op {
         JmpOp::Ja => {
             let off = if narrow {

@@ -4,6 +4,7 @@
 //! global has its section and offset. The checker reads only this, so it can check any object.
 
 mod btf;
+pub mod flow;
 mod helper;
 pub mod insn;
 pub mod listing;

@@ -5,13 +5,11 @@
 //! instruction becomes `ja +0`, which the verifier removes before the JIT: no other
 //! instruction moves, so jumps, relocations and line info stay as clang wrote them.
 
-mod flow;
-
 use simplebpf_compiler::object_model::Insn;
 use simplebpf_compiler::object_model::insn::{AluOp, AtomicOp, JmpOp, Opcode, Size, Source};
 
-pub use flow::Unsupported;
-use flow::{Flow, Next, reg};
+pub use simplebpf_compiler::object_model::flow::Unsupported;
+use simplebpf_compiler::object_model::flow::{Flow, Next, reg};
 
 /// A rewrite rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

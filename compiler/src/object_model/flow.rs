@@ -1,8 +1,9 @@
 //! What each instruction reads and writes, where control goes next, and which registers are
-//! live: the facts the rewrite rules ask before they propose anything.
+//! live: the facts the optimizer's rewrite rules ask before they propose anything, and the
+//! checker's symbolic executor before it merges states.
 
-use simplebpf_compiler::object_model::Insn;
-use simplebpf_compiler::object_model::insn::{AluOp, AtomicOp, JmpOp, Opcode, Source};
+use super::Insn;
+use super::insn::{AluOp, AtomicOp, JmpOp, Opcode, Source};
 
 /// A set of registers r0–r10, one bit each.
 pub type Regs = u16;
