@@ -29,6 +29,11 @@ pub fn example_path(name: &str) -> PathBuf {
 /// The policy's IR and the C the backend emits for it; `None` for a policy that does not
 /// compile.
 pub fn emit(source: &str) -> Option<(Program, String)> {
+    emit_with(source, backend::Strategy::default())
+}
+
+/// The policy's IR and the C the backend emits for it in `strategy`'s shape.
+pub fn emit_with(source: &str, strategy: backend::Strategy) -> Option<(Program, String)> {
     let program = simplebpf_dsl::analyze(source).ir?;
     let emitted = backend::emit(
         &program,
@@ -36,7 +41,7 @@ pub fn emit(source: &str) -> Option<(Program, String)> {
             port: PORT,
             name: "policy".to_string(),
             test_hooks: false,
-            strategy: Default::default(),
+            strategy,
         },
     )
     .ok()?;
