@@ -343,7 +343,7 @@ pub fn execute(
     pending.entry(0).or_default().push(start);
     let mut ends = Vec::new();
     let mut alive = 1;
-    // A program the flow analysis does not model merges only states that agree everywhere.
+    // Where the flow analysis does not model the program, every register still counts.
     let flow = Flow::of(insns).ok();
     while let Some((at, mut arrived)) = pending.pop_first() {
         alive -= arrived.len();
