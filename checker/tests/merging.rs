@@ -66,3 +66,60 @@ fn a_value_one_path_stored_merges_whole() {
         "no counter was merged where the branches join ({seen} cells)"
     );
 }
+
+/// A number spilled to the stack on each side of a branch and read back after the join is
+/// one `ite` of the two numbers, not a concatenation of its eight bytes: the integer step
+/// reads a concatenation only as sums of quotients and remainders, and gave up on the
+/// queries of seven token buckets whose tokens clang had spilled. `volatile` makes clang
+/// keep the value on the stack, and the barriers keep it from sinking the two stores into
+/// one after the join.
+#[test]
+fn a_value_spilled_to_the_stack_is_read_back_whole() {
+    let c = r#"
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+__u64 c0;
+__u64 c1;
+
+SEC("xdp")
+int spill(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	volatile __u64 spilled;
+	if (data + 100 < data_end) {
+		spilled = c0;
+		asm volatile("" ::: "memory");
+	} else {
+		spilled = c0 + 2;
+		asm volatile("" ::: "memory");
+	}
+	c1 = spilled;
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"#;
+    let elf = support::compile(c, &ClangOptions::default());
+    let object = BpfObject::parse(&elf).expect("an object");
+    let program = object.xdp_program(None).expect("one XDP program");
+    let fields = [(".bss", 0, 8), (".bss", 8, 8)];
+    let inputs = symexec::fresh_inputs(&object, &fields);
+    let execution = symexec::execute(
+        &program.insns,
+        &inputs,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+        &Cancel::new(),
+        &|_| None,
+    )
+    .expect("the executor runs it");
+    assert_eq!(execution.paths.len(), 1, "the two sides were not merged");
+    let bss = &execution.paths[0].sections[".bss"];
+    let c1 = bss.cells.get(&8).expect("c1 was written whole");
+    let kind = c1.safe_decl().map(|d| d.kind());
+    assert!(
+        matches!(kind, Ok(DeclKind::Ite)),
+        "c1 is {kind:?}, not one choice of two numbers: {c1}"
+    );
+}

@@ -172,8 +172,18 @@ fn merge_val(a: &Bool, x: &Val, y: &Val) -> Option<Val> {
 
 fn merge_slot(a: &Bool, x: &Slot, y: &Slot) -> Option<Slot> {
     match (x, y) {
-        (Slot::Byte(p), Slot::Byte(q)) => {
-            Some(Slot::Byte(if p == q { p.clone() } else { a.ite(p, q) }))
+        // Bytes of values of one width at the same place in them stay bytes of one value,
+        // so that a value spilled on both paths is read back whole after the join.
+        (Slot::Data { whole: p, byte: i }, Slot::Data { whole: q, byte: j })
+            if i == j && p.get_size() == q.get_size() =>
+        {
+            let whole = if p == q { p.clone() } else { a.ite(p, q) };
+            Some(Slot::Data { whole, byte: *i })
+        }
+        (Slot::Data { whole: p, byte: i }, Slot::Data { whole: q, byte: j }) => {
+            let (p, q) = (p.extract(i * 8 + 7, i * 8), q.extract(j * 8 + 7, j * 8));
+            let whole = if p == q { p } else { a.ite(&p, &q) };
+            Some(Slot::Data { whole, byte: 0 })
         }
         (Slot::Ptr { val: p, byte: i }, Slot::Ptr { val: q, byte: j }) if i == j => match (p, q) {
             (Val::Ptr { region: r, .. }, Val::Ptr { region: s, .. }) if !same_region(r, s) => None,

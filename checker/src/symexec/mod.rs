@@ -121,11 +121,11 @@ pub struct Event {
     pub helper: Helper,
 }
 
-/// A stack byte: data, or a byte of a pointer spilled to the stack (clang spills pointers
-/// when registers run short).
+/// A stack byte: byte `byte` of a value stored whole, or of a pointer spilled to the stack
+/// (clang spills pointers, and numbers, when registers run short).
 #[derive(Debug, Clone)]
 pub(crate) enum Slot {
-    Byte(BV),
+    Data { whole: BV, byte: u32 },
     Ptr { val: Val, byte: u8 },
 }
 
