@@ -11,6 +11,24 @@ use simplebpf_compiler::object_model::BpfObject;
 use z3::DeclKind;
 use z3::ast::Ast;
 
+/// What the executor makes of `c`'s only XDP program, with two 64-bit state variables at
+/// the start of `.bss`.
+fn execute(c: &str) -> symexec::Execution {
+    let elf = support::compile(c, &ClangOptions::default());
+    let object = BpfObject::parse(&elf).expect("an object");
+    let program = object.xdp_program(None).expect("one XDP program");
+    let fields = [(".bss", 0, 8), (".bss", 8, 8)];
+    let inputs = symexec::fresh_inputs(&object, &fields);
+    symexec::execute(
+        &program.insns,
+        &inputs,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+        &Cancel::new(),
+        &|_| None,
+    )
+    .expect("the executor runs it")
+}
+
 /// A counter one branch adds to: after the join it is one value (an `ite` of the sum and the
 /// stored value), not eight bytes each chosen apart. Byte-wise merging cost the solver
 /// 0.4 million resource units per such counter (n matches on the payload size). The program
@@ -26,19 +44,7 @@ fn a_value_one_path_stored_merges_whole() {
         ..Strategy::default()
     };
     let (_, c) = support::emit_with(policy, strategy).expect("the policy compiles");
-    let elf = support::compile(&c, &ClangOptions::default());
-    let object = BpfObject::parse(&elf).expect("an object");
-    let program = object.xdp_program(None).expect("one XDP program");
-    let fields = [(".bss", 0, 8), (".bss", 8, 8)];
-    let inputs = symexec::fresh_inputs(&object, &fields);
-    let execution = symexec::execute(
-        &program.insns,
-        &inputs,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
-        &Cancel::new(),
-        &|_| None,
-    )
-    .expect("the executor runs it");
+    let execution = execute(&c);
     let mut seen = 0;
     for path in &execution.paths {
         let Some(bss) = path.sections.get(".bss") else {
@@ -101,19 +107,7 @@ int spill(struct xdp_md *ctx)
 
 char LICENSE[] SEC("license") = "GPL";
 "#;
-    let elf = support::compile(c, &ClangOptions::default());
-    let object = BpfObject::parse(&elf).expect("an object");
-    let program = object.xdp_program(None).expect("one XDP program");
-    let fields = [(".bss", 0, 8), (".bss", 8, 8)];
-    let inputs = symexec::fresh_inputs(&object, &fields);
-    let execution = symexec::execute(
-        &program.insns,
-        &inputs,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
-        &Cancel::new(),
-        &|_| None,
-    )
-    .expect("the executor runs it");
+    let execution = execute(c);
     assert_eq!(execution.paths.len(), 1, "the two sides were not merged");
     let bss = &execution.paths[0].sections[".bss"];
     let c1 = bss.cells.get(&8).expect("c1 was written whole");
