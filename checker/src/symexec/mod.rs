@@ -602,8 +602,8 @@ fn computes(live: Regs) -> bool {
 /// paths and 3.5–5 s).
 fn forget_dead(states: &mut [State], live: Regs) {
     for state in states {
-        for (r, value) in state.regs.iter_mut().enumerate() {
-            if live & (1 << r) == 0 {
+        for (r, value) in (0u8..).zip(state.regs.iter_mut()) {
+            if live & register(r) == 0 {
                 *value = None;
             }
         }
